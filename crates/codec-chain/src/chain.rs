@@ -1,0 +1,286 @@
+//! `chain(decoder, app, encoder)`: an app between a decoder and an encoder, over one stream.
+
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use futures_io::{AsyncRead, AsyncWrite};
+
+use crate::stream::{ReadHalf, Shared, WriteHalf};
+use crate::{Decoder, Encoder};
+
+/// The app's side of the input: items decoded from the stream, one at a time.
+pub struct Reader<S, D> {
+    half: ReadHalf<S>,
+    decoder: D,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
+    /// A reader decoding `half` with `decoder`.
+    pub fn new(half: ReadHalf<S>, decoder: D) -> Self {
+        Reader { half, decoder }
+    }
+
+    /// The next item; `None` at the end of the stream.
+    ///
+    /// The stream is read only when the buffered bytes hold no complete item, so an app that
+    /// stops calling `read` stops the reading (backpressure), and pipelined items come out in
+    /// order.
+    ///
+    /// # Errors
+    /// The decoder's errors, and the stream's read errors converted into them.
+    pub async fn read(&mut self) -> Result<Option<D::Item>, D::Error> {
+        poll_fn(|cx| self.poll_read(cx)).await
+    }
+
+    /// Poll form of [`read`](Reader::read).
+    ///
+    /// # Errors
+    /// As [`read`](Reader::read).
+    pub fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<D::Item>, D::Error>> {
+        loop {
+            if let Some(item) = self.decoder.decode(&mut self.half.buf)? {
+                return Poll::Ready(Ok(Some(item)));
+            }
+            if self.half.eof {
+                return Poll::Ready(self.decoder.decode_eof(&mut self.half.buf));
+            }
+            match self.half.poll_fill(cx) {
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// The decoder.
+    pub fn decoder(&self) -> &D {
+        &self.decoder
+    }
+
+    /// The decoder, mutably (to switch protocols, change limits, …).
+    pub fn decoder_mut(&mut self) -> &mut D {
+        &mut self.decoder
+    }
+
+    /// The raw reading half (bytes not yet decoded stay in its buffer).
+    pub fn half_mut(&mut self) -> &mut ReadHalf<S> {
+        &mut self.half
+    }
+}
+
+/// The app's side of the output: items encoded into the stream's queue.
+pub struct Writer<S, E> {
+    half: WriteHalf<S>,
+    encoder: E,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin, E> Writer<S, E> {
+    /// A writer encoding into `half` with `encoder`.
+    pub fn new(half: WriteHalf<S>, encoder: E) -> Self {
+        Writer { half, encoder }
+    }
+
+    /// Encodes `item` and waits until the kernel took the bytes, or, inside a pipeline, until
+    /// less than the high-water mark is queued (the pipeline delivers the rest each time the
+    /// app yields, so the responses to a batch of pipelined requests leave in one write).
+    ///
+    /// # Errors
+    /// The encoder's errors, and the stream's write errors converted into them.
+    pub async fn write<I>(&mut self, item: I) -> Result<(), E::Error>
+    where
+        E: Encoder<I>,
+    {
+        let encoder = &mut self.encoder;
+        self.half.queue(|out| encoder.encode(item, out))??;
+        self.half.shared.after_write().await?;
+        Ok(())
+    }
+
+    /// Waits until every queued byte is with the kernel.
+    ///
+    /// # Errors
+    /// Errors of the stream's write.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        self.half.flush().await
+    }
+
+    /// Flushes and shuts down the write side (the seed's `write()`).
+    ///
+    /// # Errors
+    /// Errors of the stream's write or shutdown.
+    pub async fn close(&mut self) -> io::Result<()> {
+        self.half.close().await
+    }
+
+    /// The encoder.
+    pub fn encoder(&self) -> &E {
+        &self.encoder
+    }
+
+    /// The encoder, mutably.
+    pub fn encoder_mut(&mut self) -> &mut E {
+        &mut self.encoder
+    }
+
+    /// The raw writing half (clone it to write outside the encoder).
+    pub fn half(&self) -> &WriteHalf<S> {
+        &self.half
+    }
+}
+
+/// Why a pipeline ended badly.
+#[derive(Debug)]
+pub enum Error {
+    /// The stream failed while flushing or shutting down.
+    Io(io::Error),
+    /// The app returned an error.
+    App(Box<dyn std::error::Error>),
+    /// The app panicked; the message, if it was a string.
+    Panic(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "stream error: {e}"),
+            Error::App(e) => write!(f, "app error: {e}"),
+            Error::Panic(m) => write!(f, "app panicked: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Builds the pipeline of the seed's `chain(decoder, app, encoder)(read, write)`.
+///
+/// The returned closure takes the halves of a wrapped stream and gives a future that runs
+/// `app` with a [`Reader`] (decoded items) and a [`Writer`] (items to encode), then flushes,
+/// shuts down the write side and waits for the peer's EOF (so the last bytes are not lost to
+/// a reset). Each time the app yields, queued output is handed to the kernel in one write.
+/// A panic in the app ends this pipeline only, with [`Error::Panic`].
+///
+/// # Examples
+/// ```
+/// # use codec_chain::{Buffer, Decoder, Encoder, chain, wrap_stream};
+/// # use std::io;
+/// /// Lines in, lines out.
+/// struct Lines;
+/// impl Decoder for Lines {
+///     type Item = String;
+///     type Error = io::Error;
+///     fn decode(&mut self, src: &mut Buffer) -> io::Result<Option<String>> {
+///         let Some(i) = src.as_slice().iter().position(|&b| b == b'\n') else { return Ok(None) };
+///         let line = String::from_utf8_lossy(&src.as_slice()[..i]).into_owned();
+///         src.consume(i + 1);
+///         Ok(Some(line))
+///     }
+/// }
+/// impl Encoder<String> for Lines {
+///     type Error = io::Error;
+///     fn encode(&mut self, line: String, dst: &mut Vec<u8>) -> io::Result<()> {
+///         dst.extend_from_slice(line.as_bytes());
+///         dst.push(b'\n');
+///         Ok(())
+///     }
+/// }
+/// # let stream = codec_chain::testing::MockStream::new(b"hello\nworld\n");
+/// # let output = stream.output();
+/// let (read, write) = wrap_stream(stream);
+/// let pipeline = chain(Lines, |mut read, mut write| async move {
+///     while let Some(line) = read.read().await? {
+///         write.write(line.to_uppercase()).await?;
+///     }
+///     write.close().await
+/// }, Lines)(read, write);
+/// # codec_chain::testing::block_on(pipeline).unwrap();
+/// # assert_eq!(output.borrow().as_slice(), b"HELLO\nWORLD\n");
+/// ```
+pub fn chain<S, D, A, E, F, AE>(
+    decoder: D,
+    app: A,
+    encoder: E,
+) -> impl FnOnce(ReadHalf<S>, WriteHalf<S>) -> Pipeline<S, F>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    D: Decoder,
+    A: FnOnce(Reader<S, D>, Writer<S, E>) -> F,
+    F: Future<Output = Result<(), AE>>,
+    AE: Into<Box<dyn std::error::Error>>,
+{
+    move |read, write| {
+        let shared = write.shared.clone();
+        shared.driven.set(true);
+        let app = app(Reader::new(read, decoder), Writer::new(write, encoder));
+        Pipeline {
+            app: Some(Box::pin(app)),
+            shared,
+            result: None,
+        }
+    }
+}
+
+/// The future of one [`chain`]ed connection.
+#[must_use = "a pipeline does nothing unless polled"]
+pub struct Pipeline<S, F> {
+    app: Option<Pin<Box<F>>>,
+    shared: Rc<Shared<S>>,
+    result: Option<Error>,
+}
+
+impl<S, F, AE> Future for Pipeline<S, F>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: Future<Output = Result<(), AE>>,
+    AE: Into<Box<dyn std::error::Error>>,
+{
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(app) = this.app.as_mut() {
+            match catch_unwind(AssertUnwindSafe(|| app.as_mut().poll(cx))) {
+                Ok(Poll::Pending) => {
+                    // Deliver what the app queued before it yielded: one write per turn. A
+                    // failure is remembered by the stream and reported to the app's next write.
+                    let _ = this.shared.poll_flush(cx);
+                    return Poll::Pending;
+                }
+                Ok(Poll::Ready(res)) => {
+                    this.app = None;
+                    this.result = res.err().map(|e| Error::App(e.into()));
+                }
+                Err(payload) => {
+                    this.app = None;
+                    let msg = payload
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "non-string panic payload".to_owned());
+                    return Poll::Ready(Err(Error::Panic(msg)));
+                }
+            }
+        }
+        // The app is done: flush, shut down the write side, and read until the peer's EOF.
+        match this.shared.poll_shutdown(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => {
+                return Poll::Ready(Err(this.result.take().unwrap_or(Error::Io(e))));
+            }
+            Poll::Ready(Ok(())) => {}
+        }
+        let mut scratch = [0u8; 512];
+        loop {
+            match this.shared.poll_read(cx, &mut scratch) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0) | Err(_)) => break,
+                Poll::Ready(Ok(_)) => {}
+            }
+        }
+        Poll::Ready(this.result.take().map_or(Ok(()), Err))
+    }
+}

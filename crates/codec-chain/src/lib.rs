@@ -1,0 +1,60 @@
+#![doc = include_str!("../README.md")]
+#![doc(test(attr(deny(warnings))))]
+#![forbid(unsafe_code)]
+
+mod buffer;
+mod chain;
+mod stream;
+pub mod testing;
+
+pub use buffer::Buffer;
+pub use chain::{Error, Pipeline, Reader, Writer, chain};
+pub use stream::{
+    Config, HIGH_WATER, READ_SIZE, ReadHalf, WriteHalf, wrap_stream, wrap_stream_with,
+};
+
+use std::io;
+
+/// Turns bytes into items (the shape of tokio-util's `Decoder`).
+pub trait Decoder {
+    /// What the decoder produces.
+    type Item;
+    /// Its error; stream errors convert into it.
+    type Error: From<io::Error>;
+
+    /// Decodes one item from the front of `src`, consuming its bytes, or returns `Ok(None)`
+    /// when `src` does not hold a complete item yet (it may consume bytes meanwhile).
+    ///
+    /// # Errors
+    /// Malformed input.
+    fn decode(&mut self, src: &mut Buffer) -> Result<Option<Self::Item>, Self::Error>;
+
+    /// Called once the stream has ended: a last item, `Ok(None)` for a clean end, or an error
+    /// if the stream ended inside an item.
+    ///
+    /// # Errors
+    /// By default, `UnexpectedEof` if undecoded bytes remain.
+    fn decode_eof(&mut self, src: &mut Buffer) -> Result<Option<Self::Item>, Self::Error> {
+        match self.decode(src)? {
+            Some(item) => Ok(Some(item)),
+            None if src.is_empty() => Ok(None),
+            None => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the stream ended inside an item",
+            )
+            .into()),
+        }
+    }
+}
+
+/// Turns items into bytes, appended to the stream's output queue.
+pub trait Encoder<Item> {
+    /// Its error; stream errors convert into it.
+    type Error: From<io::Error>;
+
+    /// Appends the encoding of `item` to `dst`.
+    ///
+    /// # Errors
+    /// An item that cannot be encoded.
+    fn encode(&mut self, item: Item, dst: &mut Vec<u8>) -> Result<(), Self::Error>;
+}
