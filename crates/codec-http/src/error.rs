@@ -25,9 +25,10 @@ pub enum ErrorKind {
     UnsupportedVersion,
     /// The status line of a response is malformed.
     InvalidStatus,
-    /// A field name is empty, has a byte that is not a token character, or whitespace before
-    /// the colon.
+    /// A field name is empty or has a byte that is not a token character.
     InvalidHeaderName,
+    /// Whitespace between a field name and its colon (RFC 9112 §5.1).
+    WhitespaceBeforeColon,
     /// A field value holds NUL, a bare CR, or another forbidden control byte.
     InvalidHeaderValue,
     /// A line ends with LF alone where CRLF is required.
@@ -52,6 +53,8 @@ pub enum ErrorKind {
     MissingHost,
     /// More than one `Host`.
     DuplicateHost,
+    /// A `Host` value that is not `uri-host [ ":" port ]` (RFC 9112 §3.2).
+    InvalidHost,
     /// A chunk-size line is malformed (empty size, non-hex digit, bad extension).
     InvalidChunkSize,
     /// A chunk size does not fit in 64 bits.
@@ -81,6 +84,11 @@ pub enum ErrorKind {
     BodyTooShort,
     /// Encoder: a call out of order (a body before a head, a head inside a message).
     InvalidState,
+    /// Encoder: a request method that is not a token, or a target that is empty or holds
+    /// whitespace or control bytes.
+    InvalidRequestLine,
+    /// Encoder: a framing the message cannot have (a close-delimited request).
+    InvalidFraming,
 }
 
 /// A decoding or encoding error.
@@ -101,6 +109,16 @@ impl Error {
 
     /// The status a server should answer with before closing the connection: 400, 413, 414,
     /// 431, 501 or 505 for decoding errors, 500 for encoding errors (a bug in the application).
+    ///
+    /// ```
+    /// use codec_http::{ErrorKind, RequestDecoder};
+    ///
+    /// let err = RequestDecoder::new()
+    ///     .decode(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n")
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::InvalidContentLength);
+    /// assert_eq!(err.status_hint(), 400);
+    /// ```
     pub fn status_hint(&self) -> u16 {
         use ErrorKind::*;
         match self.kind {
@@ -110,7 +128,9 @@ impl Error {
             UnknownTransferCoding => 501,
             UnsupportedVersion => 505,
             InvalidStatusCode | InvalidHeaderField | FramingHeader | BodyNotAllowed
-            | BodyTooLong | BodyTooShort | InvalidState => 500,
+            | BodyTooLong | BodyTooShort | InvalidState | InvalidRequestLine | InvalidFraming => {
+                500
+            }
             _ => 400,
         }
     }
@@ -127,6 +147,7 @@ impl Error {
             UnsupportedVersion => "unsupported HTTP major version",
             InvalidStatus => "invalid status line",
             InvalidHeaderName => "invalid header field name",
+            WhitespaceBeforeColon => "whitespace between a field name and its colon",
             InvalidHeaderValue => "invalid header field value",
             BareLf => "bare LF where CRLF is required",
             ObsFold => "obsolete line folding",
@@ -139,6 +160,7 @@ impl Error {
             UnknownTransferCoding => "unsupported transfer coding",
             MissingHost => "HTTP/1.1 request without Host",
             DuplicateHost => "more than one Host",
+            InvalidHost => "invalid Host value",
             InvalidChunkSize => "invalid chunk size line",
             ChunkSizeOverflow => "chunk size overflows 64 bits",
             MissingChunkCrlf => "chunk data not followed by CRLF",
@@ -153,6 +175,8 @@ impl Error {
             BodyTooLong => "body longer than its Content-Length",
             BodyTooShort => "body shorter than its Content-Length",
             InvalidState => "encoder call out of order",
+            InvalidRequestLine => "request method not a token, or invalid request target",
+            InvalidFraming => "a request cannot be close-delimited",
         }
     }
 }

@@ -1,7 +1,7 @@
-//! The server side of the wire: encoding responses.
+//! Encoding messages: the server's response encoder, and the body framing both encoders share.
 
+use crate::DATE_LEN;
 use crate::error::{Error, ErrorKind};
-use crate::{DATE_LEN, tchar};
 
 /// How a message body is delimited on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,59 +64,27 @@ enum State {
     Chunked { discard: bool },
     /// Inside a close-delimited body.
     Close { discard: bool },
-    /// A message that has no body at all (204, 1xx final state never reached).
+    /// A message that has no body at all (204).
     NoBody,
 }
 
-/// Encodes HTTP/1.1 responses into a caller's `Vec<u8>`.
-///
-/// The encoder frames the body by what the head declared: with [`Framing::Length`] it checks
-/// that exactly that many bytes are written, with [`Framing::Chunked`] it wraps each
-/// [`body`](ResponseEncoder::body) in a chunk. For a response to HEAD (see
-/// [`head_request`](ResponseEncoder::head_request)), and for 204 and 304, body bytes are
-/// dropped. Header names must be tokens; CR, LF or NUL in a value is an error, never stripped.
-///
-/// # Examples
-/// ```
-/// use codec_http::{Framing, ResponseEncoder, ResponseHead};
-///
-/// let mut enc = ResponseEncoder::new();
-/// let mut out = Vec::new();
-/// let head = ResponseHead::new(200, &[("Content-Type", b"text/plain")], Framing::length(5));
-/// enc.head(&head, None, &mut out).unwrap();
-/// enc.body(b"hello", &mut out).unwrap();
-/// enc.end(&mut out).unwrap();
-/// assert_eq!(out, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello");
-/// ```
+/// Frames body bytes as a head declared; shared by [`ResponseEncoder`] and
+/// [`RequestEncoder`](crate::RequestEncoder).
 #[derive(Debug)]
-pub struct ResponseEncoder {
+pub(crate) struct BodyEncoder {
     state: State,
-    head_request: bool,
 }
 
-impl Default for ResponseEncoder {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl ResponseEncoder {
-    /// A new encoder, ready for a head.
-    pub fn new() -> ResponseEncoder {
-        ResponseEncoder {
-            state: State::Idle,
-            head_request: false,
-        }
+impl BodyEncoder {
+    pub(crate) const fn new() -> BodyEncoder {
+        BodyEncoder { state: State::Idle }
     }
 
-    /// Says whether the request being answered is a HEAD: its response carries the head only.
-    pub fn head_request(&mut self, is_head: bool) {
-        self.head_request = is_head;
+    pub(crate) fn is_idle(&self) -> bool {
+        self.state == State::Idle
     }
 
-    /// Whether the current message needs nothing more before [`end`](ResponseEncoder::end):
-    /// it has no body, its body is dropped (HEAD, 304), or its `Content-Length` is reached.
-    pub fn is_complete(&self) -> bool {
+    pub(crate) fn is_complete(&self) -> bool {
         match self.state {
             State::NoBody => true,
             State::Length { remaining, discard } => remaining == 0 || discard,
@@ -125,101 +93,20 @@ impl ResponseEncoder {
         }
     }
 
-    /// Whether the encoder is between messages.
-    pub fn is_idle(&self) -> bool {
-        self.state == State::Idle
-    }
-
-    /// Writes a status line and header fields; `date` adds a `Date` field.
-    ///
-    /// An interim (1xx) response leaves the encoder ready for the final response.
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidState`] inside a message, [`ErrorKind::InvalidStatusCode`],
-    /// [`ErrorKind::InvalidHeaderField`], [`ErrorKind::FramingHeader`]. Nothing is written
-    /// on error.
-    pub fn head(
-        &mut self,
-        head: &ResponseHead<'_>,
-        date: Option<&[u8; DATE_LEN]>,
-        dst: &mut Vec<u8>,
-    ) -> Result<(), Error> {
-        if self.state != State::Idle {
-            return Err(ErrorKind::InvalidState.into());
-        }
-        let status = head.status;
-        if !(100..=999).contains(&status) {
-            return Err(ErrorKind::InvalidStatusCode.into());
-        }
-        let reason = head.reason.or_else(|| crate::reason(status)).unwrap_or("");
-        if !valid_value(reason.as_bytes()) {
-            return Err(ErrorKind::InvalidHeaderField.into());
-        }
-        for (name, value) in head.headers {
-            check_field(name.as_bytes(), value)?;
-        }
-        let informational = status < 200;
-        let no_body = informational || status == 204;
-        let start = dst.len();
-        dst.extend_from_slice(b"HTTP/1.1 ");
-        dst.extend_from_slice(&[
-            b'0' + (status / 100) as u8,
-            b'0' + (status / 10 % 10) as u8,
-            b'0' + (status % 10) as u8,
-            b' ',
-        ]);
-        dst.extend_from_slice(reason.as_bytes());
-        dst.extend_from_slice(b"\r\n");
-        for (name, value) in head.headers {
-            dst.extend_from_slice(name.as_bytes());
-            dst.extend_from_slice(b": ");
-            dst.extend_from_slice(value);
-            dst.extend_from_slice(b"\r\n");
-        }
-        if !no_body {
-            match head.framing {
-                Framing::Length(n) => {
-                    dst.extend_from_slice(b"Content-Length: ");
-                    dst.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-                    dst.extend_from_slice(b"\r\n");
-                }
-                Framing::Chunked => dst.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
-                Framing::CloseDelimited => {}
-            }
-        }
-        if let Some(date) = date {
-            dst.extend_from_slice(b"Date: ");
-            dst.extend_from_slice(date);
-            dst.extend_from_slice(b"\r\n");
-        }
-        dst.extend_from_slice(b"\r\n");
-        debug_assert!(dst.len() > start);
-
-        if informational {
-            return Ok(());
-        }
-        let discard = self.head_request || status == 304;
-        self.state = if status == 204 {
-            State::NoBody
-        } else {
-            match head.framing {
-                Framing::Length(n) => State::Length {
-                    remaining: n,
-                    discard,
-                },
-                Framing::Chunked => State::Chunked { discard },
-                Framing::CloseDelimited => State::Close { discard },
-            }
+    /// Starts a body: `None` for a message that cannot have one.
+    pub(crate) fn start(&mut self, framing: Option<Framing>, discard: bool) {
+        self.state = match framing {
+            None => State::NoBody,
+            Some(Framing::Length(n)) => State::Length {
+                remaining: n,
+                discard,
+            },
+            Some(Framing::Chunked) => State::Chunked { discard },
+            Some(Framing::CloseDelimited) => State::Close { discard },
         };
-        Ok(())
     }
 
-    /// Writes body bytes, framed as the head declared.
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidState`] outside a message, [`ErrorKind::BodyNotAllowed`] for a 204,
-    /// [`ErrorKind::BodyTooLong`] past the declared `Content-Length`.
-    pub fn body(&mut self, chunk: &[u8], dst: &mut Vec<u8>) -> Result<(), Error> {
+    pub(crate) fn body(&mut self, chunk: &[u8], dst: &mut Vec<u8>) -> Result<(), Error> {
         match &mut self.state {
             State::Idle => Err(ErrorKind::InvalidState.into()),
             State::NoBody if chunk.is_empty() => Ok(()),
@@ -252,14 +139,8 @@ impl ResponseEncoder {
         }
     }
 
-    /// Ends the message (the last chunk for a chunked body).
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidState`] outside a message, [`ErrorKind::BodyTooShort`] if fewer
-    /// bytes than the declared `Content-Length` were written (the connection must then close).
-    pub fn end(&mut self, dst: &mut Vec<u8>) -> Result<(), Error> {
+    pub(crate) fn end(&mut self, dst: &mut Vec<u8>) -> Result<(), Error> {
         let state = std::mem::replace(&mut self.state, State::Idle);
-        self.head_request = false;
         match state {
             State::Idle => Err(ErrorKind::InvalidState.into()),
             State::Length {
@@ -272,6 +153,258 @@ impl ResponseEncoder {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// Encodes HTTP/1.1 responses into a caller's `Vec<u8>` (the server's side).
+///
+/// The encoder frames the body by what the head declared: with [`Framing::Length`] it checks
+/// that exactly that many bytes are written, with [`Framing::Chunked`] it wraps each
+/// [`body`](ResponseEncoder::body) in a chunk. For a response to HEAD (see
+/// [`head_request`](ResponseEncoder::head_request)), and for 304, body bytes are dropped; a
+/// 204 or 1xx has no body and no framing field. Header names must be tokens; CR, LF or NUL in
+/// a value is an error, never stripped.
+///
+/// # Examples
+/// ```
+/// use codec_http::{Framing, ResponseEncoder, ResponseHead};
+///
+/// let mut enc = ResponseEncoder::new();
+/// let mut out = Vec::new();
+/// let head = ResponseHead::new(200, &[("Content-Type", b"text/plain")], Framing::length(5));
+/// enc.head(&head, None, &mut out).unwrap();
+/// enc.body(b"hello", &mut out).unwrap();
+/// enc.end(&mut out).unwrap();
+/// assert_eq!(out, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello");
+/// ```
+#[derive(Debug)]
+pub struct ResponseEncoder {
+    body: BodyEncoder,
+    head_request: bool,
+}
+
+impl Default for ResponseEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ResponseEncoder {
+    /// A new encoder, ready for a head.
+    pub fn new() -> ResponseEncoder {
+        ResponseEncoder {
+            body: BodyEncoder::new(),
+            head_request: false,
+        }
+    }
+
+    /// Says whether the request being answered is a HEAD: its response carries the head only.
+    pub fn head_request(&mut self, is_head: bool) {
+        self.head_request = is_head;
+    }
+
+    /// Whether the current message needs nothing more before [`end`](ResponseEncoder::end):
+    /// it has no body, its body is dropped (HEAD, 304), or its `Content-Length` is reached.
+    pub fn is_complete(&self) -> bool {
+        self.body.is_complete()
+    }
+
+    /// Whether the encoder is between messages.
+    pub fn is_idle(&self) -> bool {
+        self.body.is_idle()
+    }
+
+    /// Writes a status line and header fields; `date` adds a `Date` field.
+    ///
+    /// An interim (1xx) response leaves the encoder ready for the final response.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidState`] inside a message, [`ErrorKind::InvalidStatusCode`],
+    /// [`ErrorKind::InvalidHeaderField`], [`ErrorKind::FramingHeader`]. Nothing is written
+    /// on error.
+    pub fn head(
+        &mut self,
+        head: &ResponseHead<'_>,
+        date: Option<&[u8; DATE_LEN]>,
+        dst: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        if !self.body.is_idle() {
+            return Err(ErrorKind::InvalidState.into());
+        }
+        let status = head.status;
+        if !(100..=999).contains(&status) {
+            return Err(ErrorKind::InvalidStatusCode.into());
+        }
+        let line = match head.reason {
+            None => crate::status::status_line(status),
+            Some(_) => None,
+        };
+        let reason = match head.reason {
+            Some(r) if !valid_value(r.as_bytes()) => {
+                return Err(ErrorKind::InvalidHeaderField.into());
+            }
+            Some(r) => r,
+            None => "",
+        };
+        let fields = check_fields(head.headers)?;
+        let informational = status < 200;
+        let no_body = informational || status == 204;
+        let mut num = itoa::Buffer::new();
+        let framing: &[u8] = match head.framing {
+            _ if no_body => b"",
+            Framing::Length(n) => num.format(n).as_bytes(),
+            Framing::Chunked => b"Transfer-Encoding: chunked\r\n",
+            Framing::CloseDelimited => b"",
+        };
+        let length_field = !no_body && matches!(head.framing, Framing::Length(_));
+        let len = line.map_or(13 + reason.len() + 2, <[u8]>::len)
+            + fields
+            + framing.len()
+            + if length_field { 18 } else { 0 }
+            + if date.is_some() { 8 + DATE_LEN } else { 0 }
+            + 2;
+        // One resize, then plain copies at known offsets: no capacity check per piece.
+        let start = dst.len();
+        dst.resize(start + len, 0);
+        let mut w = Writer {
+            out: &mut dst[start..],
+            pos: 0,
+        };
+        if let Some(line) = line {
+            w.put(line);
+        } else {
+            w.put_status(status, reason.as_bytes());
+        }
+        for (name, value) in head.headers {
+            w.put(name.as_bytes());
+            w.put(b": ");
+            w.put(value);
+            w.put(b"\r\n");
+        }
+        if length_field {
+            w.put(b"Content-Length: ");
+            w.put(framing);
+            w.put(b"\r\n");
+        } else {
+            w.put(framing);
+        }
+        if let Some(date) = date {
+            w.put(b"Date: ");
+            w.put(date);
+            w.put(b"\r\n");
+        }
+        w.put(b"\r\n");
+        debug_assert_eq!(w.pos, len);
+
+        if informational {
+            return Ok(());
+        }
+        let discard = self.head_request || status == 304;
+        self.body.start(
+            if status == 204 {
+                None
+            } else {
+                Some(head.framing)
+            },
+            discard,
+        );
+        Ok(())
+    }
+
+    /// Writes body bytes, framed as the head declared.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidState`] outside a message, [`ErrorKind::BodyNotAllowed`] for a 204,
+    /// [`ErrorKind::BodyTooLong`] past the declared `Content-Length`.
+    pub fn body(&mut self, chunk: &[u8], dst: &mut Vec<u8>) -> Result<(), Error> {
+        self.body.body(chunk, dst)
+    }
+
+    /// Ends the message (the last chunk for a chunked body).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidState`] outside a message, [`ErrorKind::BodyTooShort`] if fewer
+    /// bytes than the declared `Content-Length` were written (the connection must then close).
+    pub fn end(&mut self, dst: &mut Vec<u8>) -> Result<(), Error> {
+        self.head_request = false;
+        self.body.end(dst)
+    }
+}
+
+/// Copies pieces into a slice sized for them beforehand.
+struct Writer<'a> {
+    out: &'a mut [u8],
+    pos: usize,
+}
+
+impl Writer<'_> {
+    /// `HTTP/1.1 NNN reason` CRLF for a status without a registered phrase, or with another.
+    fn put_status(&mut self, status: u16, reason: &[u8]) {
+        self.put(&[
+            b'H',
+            b'T',
+            b'T',
+            b'P',
+            b'/',
+            b'1',
+            b'.',
+            b'1',
+            b' ',
+            b'0' + (status / 100) as u8,
+            b'0' + (status / 10 % 10) as u8,
+            b'0' + (status % 10) as u8,
+            b' ',
+        ]);
+        self.put(reason);
+        self.put(b"\r\n");
+    }
+
+    #[inline(always)]
+    fn put(&mut self, s: &[u8]) {
+        let end = self.pos + s.len();
+        if let Some(dst) = self.out.get_mut(self.pos..end) {
+            dst.copy_from_slice(s);
+        }
+        self.pos = end;
+    }
+}
+
+/// Room for the longest framing field (`Content-Length: ` and 20 digits and CRLF).
+const FRAMING_MAX: usize = 40;
+
+/// Writes the framing field of `framing` (none for a close-delimited body).
+pub(crate) fn write_framing(framing: Framing, dst: &mut Vec<u8>) {
+    match framing {
+        Framing::Length(n) => {
+            let mut num = itoa::Buffer::new();
+            let digits = num.format(n).as_bytes();
+            let mut line = [0u8; FRAMING_MAX];
+            line[..16].copy_from_slice(b"Content-Length: ");
+            line[16..16 + digits.len()].copy_from_slice(digits);
+            line[16 + digits.len()..18 + digits.len()].copy_from_slice(b"\r\n");
+            dst.extend_from_slice(&line[..18 + digits.len()]);
+        }
+        Framing::Chunked => dst.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        Framing::CloseDelimited => {}
+    }
+}
+
+/// Checks outgoing fields; returns the bytes they take on the wire.
+pub(crate) fn check_fields(headers: &[(&str, &[u8])]) -> Result<usize, Error> {
+    let mut len = 0;
+    for (name, value) in headers {
+        check_field(name.as_bytes(), value)?;
+        len += name.len() + value.len() + 4;
+    }
+    Ok(len)
+}
+
+pub(crate) fn write_fields(headers: &[(&str, &[u8])], dst: &mut Vec<u8>) {
+    for (name, value) in headers {
+        dst.extend_from_slice(name.as_bytes());
+        dst.extend_from_slice(b": ");
+        dst.extend_from_slice(value);
+        dst.extend_from_slice(b"\r\n");
     }
 }
 
@@ -296,17 +429,57 @@ fn write_chunk_size(n: usize, dst: &mut Vec<u8>) {
 /// Checks one outgoing field: a token name that is not a framing header, and a value without
 /// CR, LF or NUL.
 pub(crate) fn check_field(name: &[u8], value: &[u8]) -> Result<(), Error> {
-    if name.is_empty() || !name.iter().all(|&b| tchar(b)) || !valid_value(value) {
+    if !crate::is_token(name) || !valid_value(value) {
         return Err(ErrorKind::InvalidHeaderField.into());
     }
-    if name.eq_ignore_ascii_case(b"content-length")
-        || name.eq_ignore_ascii_case(b"transfer-encoding")
+    if (name.len() == 14 && name.eq_ignore_ascii_case(b"content-length"))
+        || (name.len() == 17 && name.eq_ignore_ascii_case(b"transfer-encoding"))
     {
         return Err(ErrorKind::FramingHeader.into());
     }
     Ok(())
 }
 
-fn valid_value(v: &[u8]) -> bool {
-    memchr::memchr3(b'\r', b'\n', 0, v).is_none()
+/// Whether `v` holds no CR, LF or NUL; eight bytes at a time.
+///
+/// All three are below 0x0e, so one test per word (is any byte below 0x0e?) clears almost
+/// every word; only a word with such a byte (a tab, say) is looked at byte by byte.
+pub(crate) fn valid_value(v: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let maybe_low = |x: u64| x.wrapping_sub(ONES * 0x0e) & !x & HIGH != 0;
+    let exact = |w: &[u8]| w.iter().all(|&b| b != 0 && b != b'\r' && b != b'\n');
+    let mut chunks = v.chunks_exact(8);
+    for c in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(c);
+        if maybe_low(u64::from_ne_bytes(word)) && !exact(c) {
+            return false;
+        }
+    }
+    let rest = chunks.remainder();
+    let mut word = [b' '; 8];
+    word[..rest.len()].copy_from_slice(rest);
+    !maybe_low(u64::from_ne_bytes(word)) || exact(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_value;
+
+    #[test]
+    fn valid_value_finds_cr_lf_nul_anywhere() {
+        assert!(valid_value(b""));
+        assert!(valid_value(b"text/plain; charset=utf-8 \t\x7f\xff"));
+        for len in 1..40 {
+            for pos in 0..len {
+                for bad in [0u8, b'\r', b'\n'] {
+                    let mut v = vec![b'a'; len];
+                    v[pos] = bad;
+                    assert!(!valid_value(&v), "{bad} at {pos} of {len}");
+                }
+            }
+            assert!(valid_value(&vec![0x0b; len]));
+        }
+    }
 }

@@ -236,6 +236,9 @@ impl Decoder for HttpDecoder {
     type Error = HttpError;
 
     fn decode(&mut self, src: &mut Buffer) -> Result<Option<Item>, HttpError> {
+        // codec-http pauses after an Upgrade or CONNECT request; httpd switches to no other
+        // protocol, so it declines and goes on reading HTTP/1.1.
+        self.inner.resume();
         let decoded = match self.inner.decode(src.as_slice()) {
             Ok(d) => d,
             Err(e) => {

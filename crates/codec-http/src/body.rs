@@ -1,0 +1,305 @@
+//! Message bodies (RFC 9112 §6–7): by length, chunked, or until the connection closes.
+
+use crate::Limits;
+use crate::error::{Error, ErrorKind};
+use crate::head::{split_field, trim_ows};
+use crate::tchar;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Chunk {
+    /// Expecting a chunk-size line.
+    Size,
+    /// Inside chunk data; this many bytes left.
+    Data(u64),
+    /// Expecting the CRLF after chunk data.
+    DataEnd,
+    /// After the last chunk: trailer lines until an empty line.
+    Trailers,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Length(u64),
+    Chunked(Chunk),
+    Close,
+}
+
+/// What one step through a body found, as offsets into the input.
+pub(crate) enum BodyStep {
+    /// Discard this many bytes and call again with more.
+    NeedMore(usize),
+    /// Body bytes `start..end`; discard `end` bytes.
+    Data { start: usize, end: usize },
+    /// The body ended; discard this many bytes.
+    End(usize),
+}
+
+/// Decodes one body at a time; the trailers of the last chunked body stay readable until the
+/// next body starts (kept in a buffer that is reused, so steady state does not allocate).
+#[derive(Debug)]
+pub(crate) struct BodyDecoder {
+    mode: Mode,
+    seen: u64,
+    metadata: usize,
+    trailers: Vec<u8>,
+}
+
+impl BodyDecoder {
+    pub(crate) fn new() -> BodyDecoder {
+        BodyDecoder {
+            mode: Mode::Length(0),
+            seen: 0,
+            metadata: 0,
+            trailers: Vec::new(),
+        }
+    }
+
+    fn start(&mut self, mode: Mode) {
+        self.mode = mode;
+        self.seen = 0;
+        self.metadata = 0;
+        self.trailers.clear();
+    }
+
+    /// A body of exactly `n` bytes.
+    pub(crate) fn start_length(&mut self, n: u64) {
+        self.start(Mode::Length(n));
+    }
+
+    /// A chunked body.
+    pub(crate) fn start_chunked(&mut self) {
+        self.start(Mode::Chunked(Chunk::Size));
+    }
+
+    /// A body that runs until the connection closes (responses only).
+    pub(crate) fn start_close(&mut self) {
+        self.start(Mode::Close);
+    }
+
+    /// An empty body (no trailers either).
+    pub(crate) fn start_empty(&mut self) {
+        self.start(Mode::Length(0));
+    }
+
+    /// Whether the body runs until the connection closes.
+    pub(crate) fn is_close_delimited(&self) -> bool {
+        self.mode == Mode::Close
+    }
+
+    /// The trailer fields of the last chunked body.
+    pub(crate) fn trailers(&self) -> Trailers<'_> {
+        Trailers {
+            rest: &self.trailers,
+        }
+    }
+
+    /// Takes the next step through the body in `buf`.
+    pub(crate) fn step(&mut self, buf: &[u8], limits: &Limits) -> Result<BodyStep, Error> {
+        match self.mode {
+            Mode::Length(0) => Ok(BodyStep::End(0)),
+            Mode::Length(remaining) => {
+                if buf.is_empty() {
+                    return Ok(BodyStep::NeedMore(0));
+                }
+                let n = usize::try_from(remaining).map_or(buf.len(), |r| r.min(buf.len()));
+                self.mode = Mode::Length(remaining - n as u64);
+                Ok(BodyStep::Data { start: 0, end: n })
+            }
+            Mode::Close => {
+                if buf.is_empty() {
+                    return Ok(BodyStep::NeedMore(0));
+                }
+                self.seen = self.seen.saturating_add(buf.len() as u64);
+                if limits.max_body.is_some_and(|max| self.seen > max) {
+                    return Err(ErrorKind::BodyTooLarge.into());
+                }
+                Ok(BodyStep::Data {
+                    start: 0,
+                    end: buf.len(),
+                })
+            }
+            Mode::Chunked(_) => self.step_chunked(buf, limits),
+        }
+    }
+
+    fn step_chunked(&mut self, buf: &[u8], limits: &Limits) -> Result<BodyStep, Error> {
+        let mut pos = 0;
+        loop {
+            let Mode::Chunked(chunk) = self.mode else {
+                return Ok(BodyStep::End(pos));
+            };
+            match chunk {
+                Chunk::Size => {
+                    let Some(line) = self.line(&buf[pos..], limits)? else {
+                        return Ok(BodyStep::NeedMore(pos));
+                    };
+                    let size = parse_chunk_size(&buf[pos..pos + line - 2])?;
+                    pos += line;
+                    if size == 0 {
+                        self.mode = Mode::Chunked(Chunk::Trailers);
+                    } else {
+                        self.seen = self.seen.saturating_add(size);
+                        if limits.max_body.is_some_and(|max| self.seen > max) {
+                            return Err(ErrorKind::BodyTooLarge.into());
+                        }
+                        self.mode = Mode::Chunked(Chunk::Data(size));
+                    }
+                }
+                Chunk::Data(remaining) => {
+                    let avail = buf.len() - pos;
+                    if avail == 0 {
+                        return Ok(BodyStep::NeedMore(pos));
+                    }
+                    let n = usize::try_from(remaining).map_or(avail, |r| r.min(avail));
+                    let left = remaining - n as u64;
+                    self.mode = Mode::Chunked(if left == 0 {
+                        Chunk::DataEnd
+                    } else {
+                        Chunk::Data(left)
+                    });
+                    return Ok(BodyStep::Data {
+                        start: pos,
+                        end: pos + n,
+                    });
+                }
+                Chunk::DataEnd => match &buf[pos..] {
+                    [] | [b'\r'] => return Ok(BodyStep::NeedMore(pos)),
+                    [b'\r', b'\n', ..] => {
+                        pos += 2;
+                        self.mode = Mode::Chunked(Chunk::Size);
+                    }
+                    _ => return Err(ErrorKind::MissingChunkCrlf.into()),
+                },
+                Chunk::Trailers => {
+                    let Some(line) = self.line(&buf[pos..], limits)? else {
+                        return Ok(BodyStep::NeedMore(pos));
+                    };
+                    if line == 2 {
+                        self.mode = Mode::Length(0);
+                        return Ok(BodyStep::End(pos + 2));
+                    }
+                    let field = &buf[pos..pos + line];
+                    split_field(&field[..line - 2])?;
+                    self.trailers.extend_from_slice(field);
+                    pos += line;
+                }
+            }
+        }
+    }
+
+    /// The length of the CRLF-terminated line at the start of `buf` (CRLF included), or
+    /// `None` if it is not complete yet. Counts it against the chunk metadata limit.
+    fn line(&mut self, buf: &[u8], limits: &Limits) -> Result<Option<usize>, Error> {
+        let room = limits
+            .max_chunk_metadata
+            .saturating_sub(self.metadata)
+            .saturating_add(2);
+        let window = &buf[..buf.len().min(room)];
+        match memchr::memchr(b'\n', window) {
+            Some(lf) if lf > 0 && window[lf - 1] == b'\r' => {
+                self.metadata += lf + 1;
+                Ok(Some(lf + 1))
+            }
+            Some(_) => Err(ErrorKind::BareLf.into()),
+            None if window.len() == room => Err(ErrorKind::ChunkMetadataTooLarge.into()),
+            None => Ok(None),
+        }
+    }
+}
+
+/// `chunk-size [ chunk-ext ]` with the CRLF already removed. The size is 1*HEXDIG with checked
+/// arithmetic; extensions are `*( BWS ";" BWS name [ BWS "=" BWS value ] )` and are ignored.
+fn parse_chunk_size(line: &[u8]) -> Result<u64, Error> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 {
+        return Err(ErrorKind::InvalidChunkSize.into());
+    }
+    let mut size: u64 = 0;
+    for &b in &line[..digits] {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => b - b'A' + 10,
+        };
+        size = size
+            .checked_mul(16)
+            .and_then(|s| s.checked_add(u64::from(d)))
+            .ok_or(Error::new(ErrorKind::ChunkSizeOverflow))?;
+    }
+    check_chunk_ext(&line[digits..])?;
+    Ok(size)
+}
+
+fn check_chunk_ext(mut ext: &[u8]) -> Result<(), Error> {
+    let bad = || Error::new(ErrorKind::InvalidChunkSize);
+    loop {
+        if ext.is_empty() {
+            return Ok(());
+        }
+        // BWS is allowed before ";" only: trailing whitespace after the size is not.
+        ext = trim_start_ows(ext);
+        let [b';', rest @ ..] = ext else {
+            return Err(bad());
+        };
+        ext = trim_start_ows(rest);
+        let name = ext.iter().take_while(|&&b| tchar(b)).count();
+        if name == 0 {
+            return Err(bad());
+        }
+        ext = &ext[name..];
+        let after_ws = trim_start_ows(ext);
+        if let [b'=', rest @ ..] = after_ws {
+            ext = trim_start_ows(rest);
+            if let [b'"', rest @ ..] = ext {
+                let mut i = 0;
+                loop {
+                    match rest.get(i) {
+                        None => return Err(bad()),
+                        Some(b'"') => break,
+                        Some(b'\\') if rest.get(i + 1).is_some_and(|&c| qdtext(c)) => i += 2,
+                        Some(&c) if qdtext(c) && c != b'\\' => i += 1,
+                        Some(_) => return Err(bad()),
+                    }
+                }
+                ext = &rest[i + 1..];
+            } else {
+                let value = ext.iter().take_while(|&&b| tchar(b)).count();
+                if value == 0 {
+                    return Err(bad());
+                }
+                ext = &ext[value..];
+            }
+        }
+    }
+}
+
+fn trim_start_ows(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    v
+}
+
+/// A byte allowed inside a quoted string (qdtext, or the escaped byte of a quoted-pair).
+fn qdtext(b: u8) -> bool {
+    b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
+}
+
+/// Iterator over the `(name, value)` trailer fields of the last chunked body, in order.
+#[derive(Clone, Debug)]
+pub struct Trailers<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Trailers<'a> {
+    type Item = (&'a str, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let lf = memchr::memchr(b'\n', self.rest)?;
+        let line = &self.rest[..lf.saturating_sub(1)];
+        self.rest = &self.rest[lf + 1..];
+        let colon = memchr::memchr(b':', line).unwrap_or(line.len());
+        let name = std::str::from_utf8(&line[..colon]).unwrap_or("");
+        Some((name, trim_ows(line.get(colon + 1..).unwrap_or_default())))
+    }
+}

@@ -1,0 +1,533 @@
+//! What both decoders share about heads: finding the end of a head without re-scanning it,
+//! the field rules of RFC 9112 §5–6, and byte ranges into the head.
+
+use crate::error::{Error, ErrorKind};
+use crate::{Limits, is_token, tchar};
+
+/// Header slots given to httparse (on the stack, uninitialised, so they cost nothing);
+/// [`Limits::max_headers`] is capped at this.
+pub const HEADER_SLOTS: usize = 128;
+
+/// A byte range inside a head, relative to the head's first byte.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    /// The range of `part` inside `base`; `part` must be a subslice of `base`.
+    pub(crate) fn of(base: &[u8], part: &[u8]) -> Span {
+        let start = (part.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+        debug_assert!(start + part.len() <= base.len());
+        Span {
+            start: start as u32,
+            len: part.len() as u32,
+        }
+    }
+
+    pub(crate) fn start(&self) -> usize {
+        self.start as usize
+    }
+
+    pub(crate) fn get<'a>(&self, raw: &'a [u8]) -> &'a [u8] {
+        raw.get(self.start as usize..(self.start + self.len) as usize)
+            .unwrap_or_default()
+    }
+}
+
+/// Iterator over `(name, value)` header fields; names are tokens, so always ASCII.
+#[derive(Clone, Debug)]
+pub struct Headers<'a> {
+    pub(crate) raw: &'a [u8],
+    pub(crate) iter: std::slice::Iter<'a, (Span, Span)>,
+}
+
+impl<'a> Iterator for Headers<'a> {
+    type Item = (&'a str, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (n, v) = self.iter.next()?;
+        let name = std::str::from_utf8(n.get(self.raw)).unwrap_or("");
+        Some((name, v.get(self.raw)))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.iter.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Headers<'_> {}
+
+/// Where a head ends, once it has all arrived.
+pub(crate) enum HeadStep {
+    /// Not complete yet: discard this many bytes (empty lines before the head) and call again
+    /// with more.
+    NeedMore(usize),
+    /// The head is `buf[skip..end]`; the parser has run on it.
+    Done { skip: usize, end: usize },
+}
+
+/// Finds the end of a head, remembering how far it looked so a head that trickles in costs
+/// linear work. The common case, a whole head in one buffer, goes to httparse directly and is
+/// scanned once.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct HeadScanner {
+    /// Some of this head has been seen (and the empty lines before it discarded).
+    started: bool,
+    /// Next byte to look at for an LF.
+    pos: usize,
+    /// First byte of the line being scanned.
+    line_start: usize,
+    /// Whether the start line has been seen whole (and checked).
+    first_line_done: bool,
+}
+
+/// Bytes allowed on a start line beyond the target: method, spaces, version, CRLF.
+const START_LINE_SLACK: usize = 64;
+
+impl HeadScanner {
+    /// Whether part of a head has arrived.
+    pub(crate) fn started(&self) -> bool {
+        self.started
+    }
+
+    /// Looks for a complete head at the start of `buf`. `parse` runs httparse on a prefix: it
+    /// returns `Ok(Some(n))` for a complete head of `n` bytes (and records what it found),
+    /// `Ok(None)` if more bytes are needed, or the error.
+    pub(crate) fn read(
+        &mut self,
+        buf: &[u8],
+        limits: &Limits,
+        parse: &mut impl FnMut(&[u8]) -> Result<Option<usize>, Error>,
+    ) -> Result<HeadStep, Error> {
+        let mut skip = 0;
+        if !self.started {
+            // RFC 9112 §2.2: ignore empty lines (CRLF) before the start line.
+            while buf.len() >= skip + 2 && buf[skip] == b'\r' && buf[skip + 1] == b'\n' {
+                skip += 2;
+            }
+            match buf.get(skip) {
+                None => return Ok(HeadStep::NeedMore(skip)),
+                Some(b'\n') => return Err(ErrorKind::BareLf.into()),
+                Some(b'\r') if buf.len() == skip + 1 => return Ok(HeadStep::NeedMore(skip)),
+                Some(_) => {}
+            }
+            // The fast path: the whole head is usually here; parse it once.
+            let window = &buf[skip..buf.len().min(skip + limits.max_head)];
+            match parse(window) {
+                Ok(Some(n)) => {
+                    return Ok(HeadStep::Done {
+                        skip,
+                        end: skip + n,
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => return Err(classify(window, e)),
+            }
+            self.started = true;
+            self.pos = skip;
+            self.line_start = skip;
+            self.first_line_done = false;
+        }
+        let window = &buf[..buf.len().min(skip + limits.max_head)];
+        match self.scan(window, skip, parse)? {
+            Some(end) => {
+                let head = &buf[skip..end];
+                match parse(head) {
+                    Ok(Some(n)) if n == head.len() => {}
+                    Ok(_) => return Err(ErrorKind::InvalidHeaderValue.into()),
+                    Err(e) => return Err(classify(head, e)),
+                }
+                *self = HeadScanner::default();
+                Ok(HeadStep::Done { skip, end })
+            }
+            None => {
+                let have = buf.len() - skip;
+                if !self.first_line_done
+                    && have > limits.max_target.saturating_add(START_LINE_SLACK)
+                {
+                    return Err(ErrorKind::TargetTooLong.into());
+                }
+                if have >= limits.max_head {
+                    return Err(ErrorKind::HeadTooLarge.into());
+                }
+                // The caller discards the skipped empty lines; keep the scan in step.
+                self.pos -= skip;
+                self.line_start -= skip;
+                Ok(HeadStep::NeedMore(skip))
+            }
+        }
+    }
+
+    /// Scans for the blank line from where the last call stopped; returns the index just past
+    /// it. Bare LF and obs-fold are found here, as the bytes arrive.
+    fn scan(
+        &mut self,
+        buf: &[u8],
+        skip: usize,
+        parse: &mut impl FnMut(&[u8]) -> Result<Option<usize>, Error>,
+    ) -> Result<Option<usize>, Error> {
+        let mut pos = self.pos;
+        while let Some(off) = memchr::memchr(b'\n', &buf[pos..]) {
+            let lf = pos + off;
+            if lf == 0 || buf[lf - 1] != b'\r' {
+                return Err(ErrorKind::BareLf.into());
+            }
+            if lf - 1 == self.line_start {
+                // An empty line: the head ends here.
+                return Ok(Some(lf + 1));
+            }
+            if !self.first_line_done {
+                // Check the start line as soon as it is whole, so garbage fails fast even
+                // when it trickles in. This runs once per head.
+                let line = &buf[skip..=lf];
+                if let Err(e) = parse(line) {
+                    return Err(classify(line, e));
+                }
+            }
+            // Whitespace at the start of the next line is obs-fold (or whitespace between the
+            // start line and the first field, RFC 9112 §2.2): look at that byte first.
+            let Some(&next) = buf.get(lf + 1) else {
+                self.pos = lf;
+                return Ok(None);
+            };
+            if next == b' ' || next == b'\t' {
+                return Err(ErrorKind::ObsFold.into());
+            }
+            self.first_line_done = true;
+            self.line_start = lf + 1;
+            pos = lf + 1;
+        }
+        self.pos = buf.len();
+        Ok(None)
+    }
+}
+
+/// The error for a head that httparse (or a rule after it) refused. Line-level faults (bare
+/// LF, obs-fold, whitespace before a colon) are named first, so that a head gets the same error
+/// whether it arrived whole or trickled in.
+pub(crate) fn classify(raw: &[u8], e: Error) -> Error {
+    let mut line_start = 0;
+    let mut first = true;
+    while let Some(off) = memchr::memchr(b'\n', &raw[line_start..]) {
+        let lf = line_start + off;
+        if lf == 0 || raw[lf - 1] != b'\r' {
+            return ErrorKind::BareLf.into();
+        }
+        let line = &raw[line_start..lf - 1];
+        if !first {
+            if let [b' ' | b'\t', ..] = line {
+                return ErrorKind::ObsFold.into();
+            }
+            if let Some(colon) = memchr::memchr(b':', line) {
+                let name = &line[..colon];
+                if let [.., b' ' | b'\t'] = name
+                    && is_token(trim_ows(name))
+                {
+                    return ErrorKind::WhitespaceBeforeColon.into();
+                }
+            }
+        }
+        first = false;
+        line_start = lf + 1;
+    }
+    e
+}
+
+/// Maps an httparse error on a head, looking at the start line to tell 400 from 505.
+pub(crate) fn map_httparse_error(e: httparse::Error, raw: &[u8], request: bool) -> Error {
+    let line_end = memchr::memchr2(b'\r', b'\n', raw).unwrap_or(raw.len());
+    let line = &raw[..line_end];
+    match e {
+        httparse::Error::Token if request => {
+            let method_end = memchr::memchr(b' ', line).unwrap_or(line.len());
+            if is_token(&line[..method_end]) {
+                ErrorKind::InvalidTarget.into()
+            } else {
+                ErrorKind::InvalidMethod.into()
+            }
+        }
+        httparse::Error::Version => {
+            // A well-formed `HTTP/x.y` with another major version gets 505, anything else 400.
+            let version = if request {
+                line.rsplit(|&b| b == b' ').next().unwrap_or(b"")
+            } else {
+                line.split(|&b| b == b' ').next().unwrap_or(b"")
+            };
+            match version {
+                [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+                    if major.is_ascii_digit() && minor.is_ascii_digit() && *major != b'1' =>
+                {
+                    ErrorKind::UnsupportedVersion.into()
+                }
+                _ => ErrorKind::InvalidVersion.into(),
+            }
+        }
+        httparse::Error::HeaderName => ErrorKind::InvalidHeaderName.into(),
+        httparse::Error::HeaderValue | httparse::Error::NewLine => {
+            ErrorKind::InvalidHeaderValue.into()
+        }
+        httparse::Error::TooManyHeaders => ErrorKind::TooManyHeaders.into(),
+        httparse::Error::Status | httparse::Error::Token => ErrorKind::InvalidStatus.into(),
+    }
+}
+
+/// Whether the line before `pos` in `raw` ended with CRLF.
+///
+/// httparse accepts a bare LF; RFC 9112 §2.2 lets a recipient refuse it, and we do. Each line
+/// of a head ends right before the next field name (values cannot hold CR or LF), and the
+/// last one before the blank line, so two bytes per line tell.
+#[inline(always)]
+pub(crate) fn crlf_before(raw: &[u8], pos: usize) -> bool {
+    pos >= 2 && raw.get(pos - 2..pos) == Some(b"\r\n")
+}
+
+/// Checks that the last field line and the blank line of a complete head end in CRLF.
+pub(crate) fn check_head_end(raw: &[u8]) -> Result<(), Error> {
+    let n = raw.len();
+    if crlf_before(raw, n) && crlf_before(raw, n - 2) {
+        Ok(())
+    } else {
+        Err(ErrorKind::BareLf.into())
+    }
+}
+
+/// Strips optional whitespace (SP, HTAB) from both ends.
+pub(crate) fn trim_ows(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
+}
+
+/// The elements of a comma-separated list, trimmed, empty ones skipped (RFC 9110 §5.6.1).
+pub(crate) fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|e| !e.is_empty())
+}
+
+/// `Content-Length = 1*DIGIT`, nothing else: no sign, no space inside, no list, no hex.
+pub(crate) fn parse_content_length(v: &[u8]) -> Result<u64, Error> {
+    if v.is_empty() {
+        return Err(ErrorKind::InvalidContentLength.into());
+    }
+    let mut n: u64 = 0;
+    for &b in v {
+        if !b.is_ascii_digit() {
+            return Err(ErrorKind::InvalidContentLength.into());
+        }
+        n = n
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(b - b'0')))
+            .ok_or(Error::new(ErrorKind::InvalidContentLength))?;
+    }
+    Ok(n)
+}
+
+/// What a `Transfer-Encoding` value asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Coding {
+    /// Exactly `chunked`.
+    Chunked,
+    /// Well-formed codings, not ending in `chunked` (a response body then runs until close).
+    NotChunked,
+    /// Well-formed, ending in `chunked`, with other codings before it, which this codec does
+    /// not implement.
+    Unknown,
+}
+
+/// Parses a `Transfer-Encoding` list (RFC 9112 §6.1). Malformed lists and `chunked` applied
+/// twice are errors; what is left is for the caller to judge by role.
+pub(crate) fn transfer_coding(v: &[u8]) -> Result<Coding, Error> {
+    let mut elements = 0;
+    let mut chunked_seen = false;
+    let mut last_chunked = false;
+    for raw in v.split(|&b| b == b',') {
+        let e = trim_ows(raw);
+        // A coding may carry parameters (`;q=...`) only in TE, not in Transfer-Encoding.
+        if !is_token(e) || chunked_seen {
+            // Anything after `chunked` (even a second `chunked`) makes the length unknowable.
+            return Err(ErrorKind::InvalidTransferEncoding.into());
+        }
+        elements += 1;
+        last_chunked = e.eq_ignore_ascii_case(b"chunked");
+        chunked_seen |= last_chunked;
+    }
+    Ok(match (elements, last_chunked) {
+        (0, _) => return Err(ErrorKind::InvalidTransferEncoding.into()),
+        (1, true) => Coding::Chunked,
+        (_, true) => Coding::Unknown,
+        (_, false) => Coding::NotChunked,
+    })
+}
+
+/// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2); empty is allowed.
+pub(crate) fn valid_host(v: &[u8]) -> bool {
+    if let [b'[', rest @ ..] = v {
+        let Some(close) = memchr::memchr(b']', rest) else {
+            return false;
+        };
+        let literal = &rest[..close];
+        // IPv6 and IPv4 literals; IPvFuture and zone ids are not accepted.
+        return !literal.is_empty()
+            && literal
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+            && match &rest[close + 1..] {
+                [] => true,
+                [b':', port @ ..] => port.iter().all(u8::is_ascii_digit),
+                _ => false,
+            };
+    }
+    // reg-name bytes, then at most one colon followed by digits only.
+    match v.iter().position(|&b| !REG_NAME[b as usize]) {
+        None => true,
+        Some(i) => v[i] == b':' && v[i + 1..].iter().all(u8::is_ascii_digit),
+    }
+}
+
+/// The bytes of `reg-name`: unreserved, sub-delims and `%` (of a pct-encoding).
+static REG_NAME: [bool; 256] = byte_table(b"-._~%!$&'()*+,;=");
+
+/// A byte allowed in a request target: RFC 3986 `pchar`, `/` and `?` (no fragment, no
+/// whitespace, no control bytes, no bytes above 0x7e).
+static TARGET: [bool; 256] = byte_table(b"-._~%!$&'()*+,;=:@/?");
+
+/// A table of the ASCII letters and digits plus `extra`.
+const fn byte_table(extra: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = (i as u8).is_ascii_alphanumeric();
+        i += 1;
+    }
+    let mut j = 0;
+    while j < extra.len() {
+        t[extra[j] as usize] = true;
+        j += 1;
+    }
+    t
+}
+
+/// The request target's form fits the method (RFC 9112 §3.2) and holds only allowed bytes:
+/// origin form (`/path?query`), absolute form (`scheme:...`), authority form (`host:port`,
+/// CONNECT only) or asterisk form (`*`, OPTIONS only).
+pub(crate) fn valid_target(method: &[u8], target: &[u8]) -> bool {
+    if method == b"CONNECT" {
+        // authority-form = uri-host ":" port, with a port.
+        return matches!(memchr::memrchr(b':', target), Some(i) if i + 1 < target.len())
+            && valid_host(target);
+    }
+    match target {
+        [b'*'] => method == b"OPTIONS",
+        [b'/', ..] => target.iter().all(|&b| TARGET[b as usize]),
+        [first, ..] if first.is_ascii_alphabetic() => {
+            let Some(colon) = memchr::memchr(b':', target) else {
+                return false;
+            };
+            target[..colon]
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+                && target.iter().all(|&b| TARGET[b as usize])
+        }
+        _ => false,
+    }
+}
+
+/// What a head's fields say about framing and the connection; shared by both decoders.
+#[derive(Debug, Default)]
+pub(crate) struct Fields {
+    pub(crate) content_length: Option<u64>,
+    pub(crate) coding: Option<Coding>,
+    pub(crate) hosts: u32,
+    pub(crate) host_valid: bool,
+    pub(crate) conn_close: bool,
+    pub(crate) conn_keep_alive: bool,
+    pub(crate) conn_upgrade: bool,
+    pub(crate) has_upgrade: bool,
+    pub(crate) expect_continue: bool,
+}
+
+impl Fields {
+    /// Looks at one field (names compared case-insensitively, value already trimmed).
+    #[inline(always)]
+    pub(crate) fn see(&mut self, name: &[u8], value: &[u8]) -> Result<(), Error> {
+        match name.len() {
+            4 if eq_lower(name, b"host") => {
+                self.hosts += 1;
+                self.host_valid = valid_host(value);
+            }
+            6 if eq_lower(name, b"expect") => {
+                self.expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
+            }
+            7 if eq_lower(name, b"upgrade") => self.has_upgrade = true,
+            10 if eq_lower(name, b"connection") => {
+                // The common values first, then the general list.
+                if eq_lower(value, b"keep-alive") {
+                    self.conn_keep_alive = true;
+                    return Ok(());
+                }
+                if eq_lower(value, b"close") {
+                    self.conn_close = true;
+                    return Ok(());
+                }
+                for token in list_elements(value) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        self.conn_close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        self.conn_keep_alive = true;
+                    } else if token.eq_ignore_ascii_case(b"upgrade") {
+                        self.conn_upgrade = true;
+                    }
+                }
+            }
+            14 if eq_lower(name, b"content-length") => {
+                if self.content_length.is_some() {
+                    return Err(ErrorKind::DuplicateContentLength.into());
+                }
+                self.content_length = Some(parse_content_length(value)?);
+            }
+            17 if eq_lower(name, b"transfer-encoding") => {
+                if self.coding.is_some() {
+                    return Err(ErrorKind::RepeatedTransferEncoding.into());
+                }
+                self.coding = Some(transfer_coding(value)?);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Whether `name` equals `lower` (lowercase letters, digits and `-`) ignoring ASCII case.
+/// Exact for bytes other than CR (`b | 0x20` maps only CR onto `-`), so for tokens and field
+/// values; branch-free, so short names compare in a few instructions.
+#[inline]
+fn eq_lower(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len()
+        && name
+            .iter()
+            .zip(lower)
+            .fold(0u8, |acc, (&a, &b)| acc | ((a | 0x20) ^ b))
+            == 0
+}
+
+/// Checks a field line of a trailer section: `name: value`, a token name with no whitespace
+/// before the colon, and a value without control bytes. Returns (name, trimmed value).
+pub(crate) fn split_field(line: &[u8]) -> Result<(&[u8], &[u8]), Error> {
+    let colon = memchr::memchr(b':', line).ok_or(Error::new(ErrorKind::InvalidTrailer))?;
+    let (name, value) = (&line[..colon], &line[colon + 1..]);
+    if name.is_empty() || !name.iter().all(|&b| tchar(b)) {
+        return Err(ErrorKind::InvalidTrailer.into());
+    }
+    if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err(ErrorKind::InvalidTrailer.into());
+    }
+    Ok((name, trim_ows(value)))
+}
