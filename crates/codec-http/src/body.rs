@@ -2,7 +2,7 @@
 
 use crate::Limits;
 use crate::error::{Error, ErrorKind};
-use crate::head::{split_field, trim_ows};
+use crate::head::{MAX_LENGTH, split_field, trim_ows};
 use crate::tchar;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,6 +224,7 @@ fn parse_chunk_size(line: &[u8]) -> Result<u64, Error> {
         size = size
             .checked_mul(16)
             .and_then(|s| s.checked_add(u64::from(d)))
+            .filter(|&s| s <= MAX_LENGTH)
             .ok_or(Error::new(ErrorKind::ChunkSizeOverflow))?;
     }
     check_chunk_ext(&line[digits..])?;

@@ -371,7 +371,7 @@ impl ResponseDecoder {
             State::Head => {
                 let (parts, limits) = (&mut self.parts, &self.limits);
                 let mut framing = Framing::Length(0);
-                let found = self.scan.read(buf, limits, &mut |raw| {
+                let found = self.scan.read(buf, limits, false, &mut |raw| {
                     let r = parse_response(parts, limits, raw)?;
                     if let Some((n, f)) = r {
                         framing = f;

@@ -35,7 +35,8 @@ pub enum ErrorKind {
     BareLf,
     /// A field line starts with whitespace (obsolete line folding, RFC 9112 §5.2).
     ObsFold,
-    /// `Content-Length` is not a plain decimal number (sign, space, hex, `_`, empty, or too big).
+    /// `Content-Length` is not a plain decimal number (sign, space, hex, `_`, empty, or larger
+    /// than `i64::MAX`).
     InvalidContentLength,
     /// `Content-Length` appears more than once.
     DuplicateContentLength,
@@ -57,7 +58,7 @@ pub enum ErrorKind {
     InvalidHost,
     /// A chunk-size line is malformed (empty size, non-hex digit, bad extension).
     InvalidChunkSize,
-    /// A chunk size does not fit in 64 bits.
+    /// A chunk size larger than `i64::MAX` (so it cannot overflow anyone's arithmetic).
     ChunkSizeOverflow,
     /// Chunk data is not followed by CRLF.
     MissingChunkCrlf,
@@ -162,7 +163,7 @@ impl Error {
             DuplicateHost => "more than one Host",
             InvalidHost => "invalid Host value",
             InvalidChunkSize => "invalid chunk size line",
-            ChunkSizeOverflow => "chunk size overflows 64 bits",
+            ChunkSizeOverflow => "chunk size too large",
             MissingChunkCrlf => "chunk data not followed by CRLF",
             ChunkMetadataTooLarge => "chunk extensions or trailers too large",
             InvalidTrailer => "invalid trailer field",

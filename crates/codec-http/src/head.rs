@@ -69,8 +69,12 @@ pub(crate) enum HeadStep {
 }
 
 /// Finds the end of a head, remembering how far it looked so a head that trickles in costs
-/// linear work. The common case, a whole head in one buffer, goes to httparse directly and is
-/// scanned once.
+/// linear work. The common case, a whole valid head in one buffer, goes to httparse directly
+/// and is scanned once.
+///
+/// Anything else (a partial head, or one httparse refuses) is scanned line by line: each line
+/// is checked as soon as it is whole (the start line even byte by byte), so a bad head fails
+/// as early as its first bad line, and with the same error however the bytes were cut.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct HeadScanner {
     /// Some of this head has been seen (and the empty lines before it discarded).
@@ -81,10 +85,28 @@ pub(crate) struct HeadScanner {
     line_start: usize,
     /// Whether the start line has been seen whole (and checked).
     first_line_done: bool,
+    /// How far the start line has been checked, byte by byte.
+    start: StartLine,
+    /// What the fields seen so far say about framing (errors surface early).
+    fields: Fields,
 }
 
-/// Bytes allowed on a start line beyond the target: method, spaces, version, CRLF.
-const START_LINE_SLACK: usize = 64;
+/// Where a byte-by-byte check of a request line stands.
+#[derive(Clone, Copy, Debug, Default)]
+struct StartLine {
+    checked: usize,
+    part: Part,
+    /// Where the target or the version starts.
+    mark: usize,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Part {
+    #[default]
+    Method,
+    Target,
+    Version,
+}
 
 impl HeadScanner {
     /// Whether part of a head has arrived.
@@ -94,11 +116,13 @@ impl HeadScanner {
 
     /// Looks for a complete head at the start of `buf`. `parse` runs httparse on a prefix: it
     /// returns `Ok(Some(n))` for a complete head of `n` bytes (and records what it found),
-    /// `Ok(None)` if more bytes are needed, or the error.
+    /// `Ok(None)` if more bytes are needed, or the error. `request` says whether the start line
+    /// is a request line (checked byte by byte while it is incomplete).
     pub(crate) fn read(
         &mut self,
         buf: &[u8],
         limits: &Limits,
+        request: bool,
         parse: &mut impl FnMut(&[u8]) -> Result<Option<usize>, Error>,
     ) -> Result<HeadStep, Error> {
         let mut skip = 0;
@@ -115,42 +139,40 @@ impl HeadScanner {
             }
             // The fast path: the whole head is usually here; parse it once.
             let window = &buf[skip..buf.len().min(skip + limits.max_head)];
-            match parse(window) {
-                Ok(Some(n)) => {
-                    return Ok(HeadStep::Done {
-                        skip,
-                        end: skip + n,
-                    });
-                }
-                Ok(None) => {}
-                Err(e) => return Err(classify(window, e)),
+            if let Ok(Some(n)) = parse(window) {
+                return Ok(HeadStep::Done {
+                    skip,
+                    end: skip + n,
+                });
             }
-            self.started = true;
-            self.pos = skip;
-            self.line_start = skip;
-            self.first_line_done = false;
+            // Partial or refused: scan it line by line from the start.
+            *self = HeadScanner {
+                started: true,
+                pos: skip,
+                line_start: skip,
+                ..HeadScanner::default()
+            };
         }
         let window = &buf[..buf.len().min(skip + limits.max_head)];
-        match self.scan(window, skip, parse)? {
+        match self.scan(window, skip, limits, request, parse)? {
             Some(end) => {
                 let head = &buf[skip..end];
-                match parse(head) {
-                    Ok(Some(n)) if n == head.len() => {}
-                    Ok(_) => return Err(ErrorKind::InvalidHeaderValue.into()),
-                    Err(e) => return Err(classify(head, e)),
+                match parse(head)? {
+                    Some(n) if n == head.len() => {}
+                    _ => return Err(ErrorKind::InvalidHeaderValue.into()),
                 }
                 *self = HeadScanner::default();
                 Ok(HeadStep::Done { skip, end })
             }
             None => {
                 let have = buf.len() - skip;
-                if !self.first_line_done
-                    && have > limits.max_target.saturating_add(START_LINE_SLACK)
-                {
-                    return Err(ErrorKind::TargetTooLong.into());
-                }
                 if have >= limits.max_head {
-                    return Err(ErrorKind::HeadTooLarge.into());
+                    // A start line this long can only be a long target.
+                    return Err(if self.first_line_done || !request {
+                        ErrorKind::HeadTooLarge.into()
+                    } else {
+                        ErrorKind::TargetTooLong.into()
+                    });
                 }
                 // The caller discards the skipped empty lines; keep the scan in step.
                 self.pos -= skip;
@@ -161,15 +183,28 @@ impl HeadScanner {
     }
 
     /// Scans for the blank line from where the last call stopped; returns the index just past
-    /// it. Bare LF and obs-fold are found here, as the bytes arrive.
+    /// it. Each whole line is checked here, as the bytes arrive.
     fn scan(
         &mut self,
         buf: &[u8],
         skip: usize,
+        limits: &Limits,
+        request: bool,
         parse: &mut impl FnMut(&[u8]) -> Result<Option<usize>, Error>,
     ) -> Result<Option<usize>, Error> {
         let mut pos = self.pos;
-        while let Some(off) = memchr::memchr(b'\n', &buf[pos..]) {
+        loop {
+            // Whitespace at the start of a field line is obs-fold (or whitespace between the
+            // start line and the first field, RFC 9112 §2.2).
+            if self.first_line_done
+                && pos == self.line_start
+                && matches!(buf.get(pos), Some(b' ' | b'\t'))
+            {
+                return Err(ErrorKind::ObsFold.into());
+            }
+            let Some(off) = memchr::memchr(b'\n', &buf[pos..]) else {
+                break;
+            };
             let lf = pos + off;
             if lf == 0 || buf[lf - 1] != b'\r' {
                 return Err(ErrorKind::BareLf.into());
@@ -178,61 +213,109 @@ impl HeadScanner {
                 // An empty line: the head ends here.
                 return Ok(Some(lf + 1));
             }
-            if !self.first_line_done {
-                // Check the start line as soon as it is whole, so garbage fails fast even
-                // when it trickles in. This runs once per head.
-                let line = &buf[skip..=lf];
-                if let Err(e) = parse(line) {
-                    return Err(classify(line, e));
+            let line = &buf[self.line_start..lf - 1];
+            if self.first_line_done {
+                let (name, value) = check_field_line(line)?;
+                self.fields.see(name, value)?;
+            } else {
+                if request {
+                    self.start.check(line, limits)?;
                 }
+                // The whole start line gets httparse's and the role's checks.
+                parse(&buf[skip..=lf])?;
+                self.first_line_done = true;
             }
-            // Whitespace at the start of the next line is obs-fold (or whitespace between the
-            // start line and the first field, RFC 9112 §2.2): look at that byte first.
-            let Some(&next) = buf.get(lf + 1) else {
-                self.pos = lf;
-                return Ok(None);
-            };
-            if next == b' ' || next == b'\t' {
-                return Err(ErrorKind::ObsFold.into());
-            }
-            self.first_line_done = true;
             self.line_start = lf + 1;
             pos = lf + 1;
+        }
+        // The line that is still arriving.
+        let tail = &buf[self.line_start..];
+        if !self.first_line_done && request {
+            self.start.check(tail, limits)?;
+        }
+        if let [b'\r', next, ..] = tail
+            && *next != b'\n'
+        {
+            // A bare CR where a field or the blank line should start.
+            return Err(ErrorKind::InvalidHeaderValue.into());
         }
         self.pos = buf.len();
         Ok(None)
     }
 }
 
-/// The error for a head that httparse (or a rule after it) refused. Line-level faults (bare
-/// LF, obs-fold, whitespace before a colon) are named first, so that a head gets the same error
-/// whether it arrived whole or trickled in.
-pub(crate) fn classify(raw: &[u8], e: Error) -> Error {
-    let mut line_start = 0;
-    let mut first = true;
-    while let Some(off) = memchr::memchr(b'\n', &raw[line_start..]) {
-        let lf = line_start + off;
-        if lf == 0 || raw[lf - 1] != b'\r' {
-            return ErrorKind::BareLf.into();
-        }
-        let line = &raw[line_start..lf - 1];
-        if !first {
-            if let [b' ' | b'\t', ..] = line {
-                return ErrorKind::ObsFold.into();
-            }
-            if let Some(colon) = memchr::memchr(b':', line) {
-                let name = &line[..colon];
-                if let [.., b' ' | b'\t'] = name
-                    && is_token(trim_ows(name))
-                {
-                    return ErrorKind::WhitespaceBeforeColon.into();
+impl StartLine {
+    /// Checks the bytes of a request line (`line`, without its LF) not checked yet: what
+    /// httparse would refuse is refused here as soon as it arrives, with the same error.
+    fn check(&mut self, line: &[u8], limits: &Limits) -> Result<(), Error> {
+        for (i, &b) in line.iter().enumerate().skip(self.checked) {
+            match self.part {
+                Part::Method if b == b' ' && i > 0 => {
+                    self.part = Part::Target;
+                    self.mark = i + 1;
+                }
+                Part::Method if !tchar(b) || b == b' ' => {
+                    return Err(ErrorKind::InvalidMethod.into());
+                }
+                Part::Method => {}
+                Part::Target => {
+                    if i - self.mark >= limits.max_target.saturating_add(1) {
+                        return Err(ErrorKind::TargetTooLong.into());
+                    }
+                    if b == b' ' && i > self.mark {
+                        self.part = Part::Version;
+                        self.mark = i + 1;
+                    } else if b <= b' ' || b == 0x7f {
+                        return Err(ErrorKind::InvalidTarget.into());
+                    }
+                }
+                Part::Version => {
+                    let k = i - self.mark;
+                    let ok = match k {
+                        0..=4 => b == b"HTTP/"[k],
+                        5 | 7 => b.is_ascii_digit(),
+                        6 => b == b'.',
+                        8 => b == b'\r',
+                        _ => false,
+                    };
+                    if !ok {
+                        return Err(ErrorKind::InvalidVersion.into());
+                    }
+                    if k == 7 && line[self.mark + 5] != b'1' {
+                        return Err(ErrorKind::UnsupportedVersion.into());
+                    }
                 }
             }
         }
-        first = false;
-        line_start = lf + 1;
+        self.checked = self.checked.max(line.len());
+        Ok(())
     }
-    e
+}
+
+/// Checks one whole field line (without its CRLF) as httparse would: a token name right
+/// before the colon, and a value of visible bytes, spaces and tabs. Returns the name and the
+/// trimmed value.
+fn check_field_line(line: &[u8]) -> Result<(&[u8], &[u8]), Error> {
+    let Some(colon) = memchr::memchr(b':', line) else {
+        return Err(ErrorKind::InvalidHeaderName.into());
+    };
+    let name = &line[..colon];
+    if !is_token(name) {
+        if let [.., b' ' | b'\t'] = name
+            && is_token(trim_ows(name))
+        {
+            return Err(ErrorKind::WhitespaceBeforeColon.into());
+        }
+        return Err(ErrorKind::InvalidHeaderName.into());
+    }
+    let value = &line[colon + 1..];
+    if !value
+        .iter()
+        .all(|&b| b == b'\t' || (b >= b' ' && b != 0x7f))
+    {
+        return Err(ErrorKind::InvalidHeaderValue.into());
+    }
+    Ok((name, trim_ows(value)))
 }
 
 /// Maps an httparse error on a head, looking at the start line to tell 400 from 505.
@@ -312,7 +395,12 @@ pub(crate) fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|e| !e.is_empty())
 }
 
-/// `Content-Length = 1*DIGIT`, nothing else: no sign, no space inside, no list, no hex.
+/// The largest length accepted, for `Content-Length` and chunk sizes: `i64::MAX`, as nginx
+/// (`off_t`). A peer with signed lengths would read anything larger as negative or wrap it.
+pub(crate) const MAX_LENGTH: u64 = i64::MAX as u64;
+
+/// `Content-Length = 1*DIGIT`, nothing else: no sign, no space inside, no list, no hex; at
+/// most [`MAX_LENGTH`].
 pub(crate) fn parse_content_length(v: &[u8]) -> Result<u64, Error> {
     if v.is_empty() {
         return Err(ErrorKind::InvalidContentLength.into());
@@ -325,6 +413,7 @@ pub(crate) fn parse_content_length(v: &[u8]) -> Result<u64, Error> {
         n = n
             .checked_mul(10)
             .and_then(|n| n.checked_add(u64::from(b - b'0')))
+            .filter(|&n| n <= MAX_LENGTH)
             .ok_or(Error::new(ErrorKind::InvalidContentLength))?;
     }
     Ok(n)
@@ -348,8 +437,8 @@ pub(crate) fn transfer_coding(v: &[u8]) -> Result<Coding, Error> {
     let mut elements = 0;
     let mut chunked_seen = false;
     let mut last_chunked = false;
-    for raw in v.split(|&b| b == b',') {
-        let e = trim_ows(raw);
+    // RFC 9110 §5.6.1: empty list elements are ignored.
+    for e in list_elements(v) {
         // A coding may carry parameters (`;q=...`) only in TE, not in Transfer-Encoding.
         if !is_token(e) || chunked_seen {
             // Anything after `chunked` (even a second `chunked`) makes the length unknowable.
@@ -427,21 +516,22 @@ pub(crate) fn valid_target(method: &[u8], target: &[u8]) -> bool {
     match target {
         [b'*'] => method == b"OPTIONS",
         [b'/', ..] => target.iter().all(|&b| TARGET[b as usize]),
+        // absolute-form, for the schemes an HTTP server serves (RFC 9110 §4.2): an authority
+        // must follow.
         [first, ..] if first.is_ascii_alphabetic() => {
-            let Some(colon) = memchr::memchr(b':', target) else {
-                return false;
+            let rest = match memchr::memchr(b':', target) {
+                Some(4) if target[..4].eq_ignore_ascii_case(b"http") => &target[5..],
+                Some(5) if target[..5].eq_ignore_ascii_case(b"https") => &target[6..],
+                _ => return false,
             };
-            target[..colon]
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
-                && target.iter().all(|&b| TARGET[b as usize])
+            rest.starts_with(b"//") && target.iter().all(|&b| TARGET[b as usize])
         }
         _ => false,
     }
 }
 
 /// What a head's fields say about framing and the connection; shared by both decoders.
-#[derive(Debug, Default)]
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Fields {
     pub(crate) content_length: Option<u64>,
     pub(crate) coding: Option<Coding>,

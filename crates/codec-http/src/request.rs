@@ -227,6 +227,8 @@ pub struct RequestDecoder {
     parts: RequestParts,
     body: BodyDecoder,
     pause_after: bool,
+    /// A copy of a head whose version is HTTP/1.2 or later, patched to 1.1 for httparse.
+    scratch: Vec<u8>,
     error: Option<Error>,
 }
 
@@ -251,6 +253,7 @@ impl RequestDecoder {
             parts: RequestParts::default(),
             body: BodyDecoder::new(),
             pause_after: false,
+            scratch: Vec::new(),
             error: None,
         }
     }
@@ -329,11 +332,10 @@ impl RequestDecoder {
     fn step(&mut self, buf: &[u8]) -> Result<Step, Error> {
         match self.state {
             State::Head => {
-                let (parts, limits) = (&mut self.parts, &self.limits);
-                match self
-                    .scan
-                    .read(buf, limits, &mut |raw| parse_request(parts, limits, raw))?
-                {
+                let (parts, limits, scratch) = (&mut self.parts, &self.limits, &mut self.scratch);
+                match self.scan.read(buf, limits, true, &mut |raw| {
+                    parse_request(parts, limits, scratch, raw)
+                })? {
                     HeadStep::NeedMore(skip) => Ok(Step::NeedMore(skip)),
                     HeadStep::Done { skip, end } => {
                         self.pause_after = self.parts.upgrade || self.parts.connect;
@@ -414,6 +416,7 @@ enum Step {
 fn parse_request(
     parts: &mut RequestParts,
     limits: &Limits,
+    scratch: &mut Vec<u8>,
     raw: &[u8],
 ) -> Result<Option<usize>, Error> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_SLOTS];
@@ -426,6 +429,16 @@ fn parse_request(
                 return Err(ErrorKind::TargetTooLong.into());
             }
             return Ok(None);
+        }
+        Err(httparse::Error::Version) if higher_minor(raw).is_some() => {
+            // RFC 9112 §2.3: a higher minor version of HTTP/1 is processed as HTTP/1.1.
+            // httparse knows only 1.0 and 1.1, so it parses a copy that says 1.1; the copy has
+            // the same offsets, so the spans hold for `raw` too.
+            let at = higher_minor(raw).unwrap_or_default();
+            scratch.clear();
+            scratch.extend_from_slice(raw);
+            scratch[at] = b'1';
+            return parse_request(parts, limits, &mut Vec::new(), scratch);
         }
         Err(e) => return Err(map_httparse_error(e, raw, true)),
     };
@@ -502,4 +515,16 @@ fn parse_request(
     parts.upgrade = http11 && fields.has_upgrade && fields.conn_upgrade;
     parts.connect = method == b"CONNECT";
     Ok(Some(n))
+}
+
+/// Where the minor digit of an `HTTP/1.2`..`HTTP/1.9` request line is, if it is one.
+fn higher_minor(raw: &[u8]) -> Option<usize> {
+    let cr = memchr::memchr(b'\r', raw)?;
+    let start = cr.checked_sub(9)?;
+    match &raw[start..cr] {
+        [b' ', b'H', b'T', b'T', b'P', b'/', b'1', b'.', d] if (b'2'..=b'9').contains(d) => {
+            Some(cr - 1)
+        }
+        _ => None,
+    }
 }
