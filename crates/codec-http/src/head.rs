@@ -108,6 +108,30 @@ enum Part {
     Version,
 }
 
+/// Counts bytes looked at while finding heads, so a test can show the work is linear.
+#[cfg(test)]
+pub(crate) mod work {
+    use std::cell::Cell;
+
+    thread_local! {
+        static BYTES: Cell<usize> = const { Cell::new(0) };
+    }
+
+    pub(crate) fn add(n: usize) {
+        BYTES.with(|b| b.set(b.get() + n));
+    }
+
+    pub(crate) fn take() -> usize {
+        BYTES.with(|b| b.replace(0))
+    }
+}
+
+#[cfg(not(test))]
+mod work {
+    #[inline(always)]
+    pub(crate) fn add(_: usize) {}
+}
+
 impl HeadScanner {
     /// Whether part of a head has arrived.
     pub(crate) fn started(&self) -> bool {
@@ -139,6 +163,7 @@ impl HeadScanner {
             }
             // The fast path: the whole head is usually here; parse it once.
             let window = &buf[skip..buf.len().min(skip + limits.max_head)];
+            work::add(window.len());
             if let Ok(Some(n)) = parse(window) {
                 return Ok(HeadStep::Done {
                     skip,
@@ -157,6 +182,7 @@ impl HeadScanner {
         match self.scan(window, skip, limits, request, parse)? {
             Some(end) => {
                 let head = &buf[skip..end];
+                work::add(head.len());
                 match parse(head)? {
                     Some(n) if n == head.len() => {}
                     _ => return Err(ErrorKind::InvalidHeaderValue.into()),
@@ -203,8 +229,10 @@ impl HeadScanner {
                 return Err(ErrorKind::ObsFold.into());
             }
             let Some(off) = memchr::memchr(b'\n', &buf[pos..]) else {
+                work::add(buf.len() - pos);
                 break;
             };
+            work::add(off + 1);
             let lf = pos + off;
             if lf == 0 || buf[lf - 1] != b'\r' {
                 return Err(ErrorKind::BareLf.into());
@@ -222,6 +250,7 @@ impl HeadScanner {
                     self.start.check(line, limits)?;
                 }
                 // The whole start line gets httparse's and the role's checks.
+                work::add(lf + 1 - skip);
                 parse(&buf[skip..=lf])?;
                 self.first_line_done = true;
             }
@@ -248,6 +277,7 @@ impl StartLine {
     /// Checks the bytes of a request line (`line`, without its LF) not checked yet: what
     /// httparse would refuse is refused here as soon as it arrives, with the same error.
     fn check(&mut self, line: &[u8], limits: &Limits) -> Result<(), Error> {
+        work::add(line.len().saturating_sub(self.checked));
         for (i, &b) in line.iter().enumerate().skip(self.checked) {
             match self.part {
                 Part::Method if b == b' ' && i > 0 => {
@@ -296,6 +326,10 @@ impl StartLine {
 /// before the colon, and a value of visible bytes, spaces and tabs. Returns the name and the
 /// trimmed value.
 fn check_field_line(line: &[u8]) -> Result<(&[u8], &[u8]), Error> {
+    if memchr::memchr(b'\r', line).is_some() {
+        // A bare CR, wherever it is (RFC 9112 §2.2).
+        return Err(ErrorKind::InvalidHeaderValue.into());
+    }
     let Some(colon) = memchr::memchr(b':', line) else {
         return Err(ErrorKind::InvalidHeaderName.into());
     };

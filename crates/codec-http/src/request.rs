@@ -528,3 +528,66 @@ fn higher_minor(raw: &[u8]) -> Option<usize> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::head::work;
+
+    /// Feeds `head` one byte at a time, as a slow client would; returns the bytes looked at.
+    fn trickle(head: &[u8]) -> usize {
+        let mut dec = RequestDecoder::new();
+        let mut buf = Vec::new();
+        work::take();
+        for &b in head {
+            buf.push(b);
+            let d = dec.decode(&buf).unwrap();
+            let (consumed, done) = (d.consumed, d.event.is_some());
+            buf.drain(..consumed);
+            if done {
+                assert_eq!(buf.len(), 0);
+                return work::take();
+            }
+        }
+        panic!("the head never completed");
+    }
+
+    fn head_of(len: usize, line: &[u8]) -> Vec<u8> {
+        let mut head = b"GET / HTTP/1.1\r\nHost: h\r\n".to_vec();
+        while head.len() + line.len() + 2 <= len {
+            head.extend_from_slice(line);
+        }
+        head.extend_from_slice(b"\r\n");
+        head
+    }
+
+    #[test]
+    fn a_trickled_head_costs_linear_work() {
+        // An 8 KiB head one byte at a time: rescanning from the start on every byte would look
+        // at about n²/2 = 33 million bytes; remembering how far the scan got looks at each
+        // byte a few times (the fast path, the scan, the start line, the final parse).
+        let short = format!("X-Filler: {}\r\n", "a".repeat(80));
+        let long = format!("X-Filler: {}\r\n", "a".repeat(1000));
+        for line in [short.as_bytes(), long.as_bytes()] {
+            let head = head_of(8 * 1024 - 64, line);
+            let n = head.len();
+            let work = trickle(&head);
+            assert!(
+                work <= 3 * n + 64,
+                "looked at {work} bytes for a head of {n}"
+            );
+            // Twice the head, about twice the work: linear, not quadratic.
+            let half = trickle(&head_of(n / 2, line));
+            assert!(work <= 3 * half, "{work} for {n} bytes, {half} for half");
+        }
+        // A long request line trickled is checked byte by byte, once.
+        let target = "a".repeat(8000);
+        let head = format!("GET /{target} HTTP/1.1\r\nHost: h\r\n\r\n");
+        let work = trickle(head.as_bytes());
+        assert!(
+            work <= 4 * head.len(),
+            "looked at {work} bytes for {}",
+            head.len()
+        );
+    }
+}

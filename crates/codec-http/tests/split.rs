@@ -1,85 +1,9 @@
 //! Requests decoded whole, at every split point and one byte at a time give the same events.
 
-use codec_http::{Error, ErrorKind, Event, RequestDecoder, Version};
+mod util;
 
-#[derive(Debug, PartialEq, Eq, Clone)]
-enum Ev {
-    Head {
-        method: String,
-        target: Vec<u8>,
-        version: Version,
-        keep_alive: bool,
-        headers: Vec<(String, Vec<u8>)>,
-    },
-    Body(Vec<u8>),
-    End,
-}
-
-/// Feeds `chunks` one after another, decoding as far as possible after each; body events
-/// are merged so that different splits compare equal.
-fn decode_chunks(chunks: &[&[u8]]) -> Result<Vec<Ev>, Error> {
-    let mut dec = RequestDecoder::new();
-    let mut buf: Vec<u8> = Vec::new();
-    let mut out: Vec<Ev> = Vec::new();
-    for chunk in chunks {
-        buf.extend_from_slice(chunk);
-        loop {
-            let d = dec.decode(&buf)?;
-            let consumed = d.consumed;
-            let Some(ev) = d.event else {
-                buf.drain(..consumed);
-                break;
-            };
-            match ev {
-                Event::Head(h) => out.push(Ev::Head {
-                    method: h.method().to_owned(),
-                    target: h.target().to_vec(),
-                    version: h.version(),
-                    keep_alive: h.keep_alive(),
-                    headers: h
-                        .headers()
-                        .map(|(n, v)| (n.to_owned(), v.to_vec()))
-                        .collect(),
-                }),
-                Event::Body(b) => {
-                    assert!(!b.is_empty(), "empty body event");
-                    match out.last_mut() {
-                        Some(Ev::Body(prev)) => prev.extend_from_slice(b),
-                        _ => out.push(Ev::Body(b.to_vec())),
-                    }
-                }
-                Event::End => out.push(Ev::End),
-            }
-            buf.drain(..consumed);
-        }
-    }
-    dec.eof(&buf)?;
-    Ok(out)
-}
-
-/// Checks that every way of cutting `input` decodes to `expected`.
-fn every_split(input: &[u8], expected: &[Ev]) {
-    assert_eq!(decode_chunks(&[input]).unwrap(), expected, "whole input");
-    for cut in 0..=input.len() {
-        let (a, b) = input.split_at(cut);
-        assert_eq!(decode_chunks(&[a, b]).unwrap(), expected, "split at {cut}");
-    }
-    let bytes: Vec<&[u8]> = input.chunks(1).collect();
-    assert_eq!(decode_chunks(&bytes).unwrap(), expected, "byte by byte");
-}
-
-fn head(method: &str, target: &str, keep_alive: bool, headers: &[(&str, &str)]) -> Ev {
-    Ev::Head {
-        method: method.into(),
-        target: target.as_bytes().to_vec(),
-        version: Version::Http11,
-        keep_alive,
-        headers: headers
-            .iter()
-            .map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec()))
-            .collect(),
-    }
-}
+use codec_http::{ErrorKind, RequestDecoder, Version};
+use util::{Ev, decode_chunks, every_split, head};
 
 #[test]
 fn get() {
