@@ -326,30 +326,66 @@ impl StartLine {
 /// before the colon, and a value of visible bytes, spaces and tabs. Returns the name and the
 /// trimmed value.
 fn check_field_line(line: &[u8]) -> Result<(&[u8], &[u8]), Error> {
-    if memchr::memchr(b'\r', line).is_some() {
-        // A bare CR, wherever it is (RFC 9112 §2.2).
-        return Err(ErrorKind::InvalidHeaderValue.into());
-    }
-    let Some(colon) = memchr::memchr(b':', line) else {
+    let Some(colon) = line.iter().position(|&b| !tchar(b)) else {
         return Err(ErrorKind::InvalidHeaderName.into());
     };
+    if line[colon] != b':' {
+        return Err(slow_field_error(line));
+    }
     let name = &line[..colon];
-    if !is_token(name) {
-        if let [.., b' ' | b'\t'] = name
-            && is_token(trim_ows(name))
-        {
-            return Err(ErrorKind::WhitespaceBeforeColon.into());
-        }
+    if name.is_empty() {
         return Err(ErrorKind::InvalidHeaderName.into());
     }
     let value = &line[colon + 1..];
-    if !value
-        .iter()
-        .all(|&b| b == b'\t' || (b >= b' ' && b != 0x7f))
-    {
+    if !field_value(value) {
         return Err(ErrorKind::InvalidHeaderValue.into());
     }
     Ok((name, trim_ows(value)))
+}
+
+/// The error for a field line whose name is not followed by a colon.
+#[cold]
+fn slow_field_error(line: &[u8]) -> Error {
+    if memchr::memchr(b'\r', line).is_some() {
+        // A bare CR, wherever it is (RFC 9112 §2.2).
+        return ErrorKind::InvalidHeaderValue.into();
+    }
+    let Some(colon) = memchr::memchr(b':', line) else {
+        return ErrorKind::InvalidHeaderName.into();
+    };
+    let name = &line[..colon];
+    if let [.., b' ' | b'\t'] = name
+        && is_token(trim_ows(name))
+    {
+        return ErrorKind::WhitespaceBeforeColon.into();
+    }
+    ErrorKind::InvalidHeaderName.into()
+}
+
+/// Whether `v` is a field value: tabs, visible bytes, spaces and obs-text, no other control
+/// byte (no CR, LF, NUL, DEL). Eight bytes at a time: a word with no byte below 0x20 and no
+/// DEL passes at once; only a word holding one (a tab, say) is looked at byte by byte.
+#[inline(always)]
+fn field_value(v: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    const DEL: u64 = u64::from_ne_bytes([0x7f; 8]);
+    let suspect = |x: u64| {
+        let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+        let y = x ^ DEL;
+        let del = y.wrapping_sub(ONES) & !y & HIGH;
+        below_space | del != 0
+    };
+    let exact = |w: &[u8]| w.iter().all(|&b| b == b'\t' || (b >= b' ' && b != 0x7f));
+    let mut chunks = v.chunks_exact(8);
+    for c in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(c);
+        if suspect(u64::from_ne_bytes(word)) && !exact(c) {
+            return false;
+        }
+    }
+    exact(chunks.remainder())
 }
 
 /// Maps an httparse error on a head, looking at the start line to tell 400 from 505.
@@ -411,14 +447,16 @@ pub(crate) fn check_head_end(raw: &[u8]) -> Result<(), Error> {
 }
 
 /// Strips optional whitespace (SP, HTAB) from both ends.
-pub(crate) fn trim_ows(mut v: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = v {
-        v = rest;
+#[inline]
+pub(crate) fn trim_ows(v: &[u8]) -> &[u8] {
+    let (mut start, mut end) = (0, v.len());
+    while start < end && (v[start] == b' ' || v[start] == b'\t') {
+        start += 1;
     }
-    while let [rest @ .., b' ' | b'\t'] = v {
-        v = rest;
+    while end > start && (v[end - 1] == b' ' || v[end - 1] == b'\t') {
+        end -= 1;
     }
-    v
+    &v[start..end]
 }
 
 /// The elements of a comma-separated list, trimmed, empty ones skipped (RFC 9110 §5.6.1).
@@ -538,18 +576,25 @@ const fn byte_table(extra: &[u8]) -> [bool; 256] {
     t
 }
 
-/// The request target's form fits the method (RFC 9112 §3.2) and holds only allowed bytes:
-/// origin form (`/path?query`), absolute form (`scheme:...`), authority form (`host:port`,
-/// CONNECT only) or asterisk form (`*`, OPTIONS only).
-pub(crate) fn valid_target(method: &[u8], target: &[u8]) -> bool {
-    if method == b"CONNECT" {
+/// Whether `b` may appear in a request target.
+#[inline(always)]
+pub(crate) fn target_byte(b: u8) -> bool {
+    TARGET[b as usize]
+}
+
+/// The request target's form fits the method (RFC 9112 §3.2), for a target whose bytes all
+/// pass [`target_byte`]: origin form (`/path?query`), absolute form (`http://...`,
+/// `https://...`), authority form (`host:port`, CONNECT only) or asterisk form (`*`, OPTIONS
+/// only).
+pub(crate) fn target_form(method: &[u8], target: &[u8]) -> bool {
+    if method.len() == 7 && method == b"CONNECT" {
         // authority-form = uri-host ":" port, with a port.
         return matches!(memchr::memrchr(b':', target), Some(i) if i + 1 < target.len())
             && valid_host(target);
     }
     match target {
         [b'*'] => method == b"OPTIONS",
-        [b'/', ..] => target.iter().all(|&b| TARGET[b as usize]),
+        [b'/', ..] => true,
         // absolute-form, for the schemes an HTTP server serves (RFC 9110 §4.2): an authority
         // must follow.
         [first, ..] if first.is_ascii_alphabetic() => {
@@ -558,7 +603,7 @@ pub(crate) fn valid_target(method: &[u8], target: &[u8]) -> bool {
                 Some(5) if target[..5].eq_ignore_ascii_case(b"https") => &target[6..],
                 _ => return false,
             };
-            rest.starts_with(b"//") && target.iter().all(|&b| TARGET[b as usize])
+            rest.starts_with(b"//")
         }
         _ => false,
     }
@@ -631,15 +676,35 @@ impl Fields {
 
 /// Whether `name` equals `lower` (lowercase letters, digits and `-`) ignoring ASCII case.
 /// Exact for bytes other than CR (`b | 0x20` maps only CR onto `-`), so for tokens and field
-/// values; branch-free, so short names compare in a few instructions.
-#[inline]
+/// values. Compares eight bytes at a time (the first and last eight overlap for lengths 9 to
+/// 16), so a field name costs a few instructions whatever its length.
+#[inline(always)]
 fn eq_lower(name: &[u8], lower: &[u8]) -> bool {
-    name.len() == lower.len()
-        && name
+    const CASE: u64 = u64::from_ne_bytes([0x20; 8]);
+    fn word(b: &[u8]) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[..8]);
+        u64::from_ne_bytes(w)
+    }
+    let n = name.len();
+    if n != lower.len() {
+        return false;
+    }
+    if n < 8 {
+        return name
             .iter()
             .zip(lower)
             .fold(0u8, |acc, (&a, &b)| acc | ((a | 0x20) ^ b))
-            == 0
+            == 0;
+    }
+    let mut diff = ((word(name) | CASE) ^ word(lower))
+        | ((word(&name[n - 8..]) | CASE) ^ word(&lower[n - 8..]));
+    let mut i = 8;
+    while i + 8 < n {
+        diff |= (word(&name[i..]) | CASE) ^ word(&lower[i..]);
+        i += 8;
+    }
+    diff == 0
 }
 
 /// Checks a field line of a trailer section: `name: value`, a token name with no whitespace

@@ -1,12 +1,9 @@
 //! The server side of the wire: decoding requests.
 
-use std::mem::MaybeUninit;
-
 use crate::body::{BodyDecoder, BodyStep, Trailers};
 use crate::error::{Error, ErrorKind};
 use crate::head::{
-    Coding, Fields, HEADER_SLOTS, HeadScanner, HeadStep, Headers, Span, check_head_end,
-    crlf_before, map_httparse_error, valid_target,
+    Coding, Fields, HEADER_SLOTS, HeadScanner, HeadStep, Headers, Span, target_byte, target_form,
 };
 use crate::{Limits, Version};
 
@@ -227,8 +224,6 @@ pub struct RequestDecoder {
     parts: RequestParts,
     body: BodyDecoder,
     pause_after: bool,
-    /// A copy of a head whose version is HTTP/1.2 or later, patched to 1.1 for httparse.
-    scratch: Vec<u8>,
     error: Option<Error>,
 }
 
@@ -253,7 +248,6 @@ impl RequestDecoder {
             parts: RequestParts::default(),
             body: BodyDecoder::new(),
             pause_after: false,
-            scratch: Vec::new(),
             error: None,
         }
     }
@@ -332,9 +326,9 @@ impl RequestDecoder {
     fn step(&mut self, buf: &[u8]) -> Result<Step, Error> {
         match self.state {
             State::Head => {
-                let (parts, limits, scratch) = (&mut self.parts, &self.limits, &mut self.scratch);
+                let (parts, limits) = (&mut self.parts, &self.limits);
                 match self.scan.read(buf, limits, true, &mut |raw| {
-                    parse_request(parts, limits, scratch, raw)
+                    parse_request(parts, limits, raw)
                 })? {
                     HeadStep::NeedMore(skip) => Ok(Step::NeedMore(skip)),
                     HeadStep::Done { skip, end } => {
@@ -412,70 +406,191 @@ enum Step {
     End(usize),
 }
 
+/// Reads the field line at `raw[pos..]`: its name, its trimmed value, and where the next line
+/// starts; `None` if the line is not complete. Finding the CR and checking the value are one
+/// pass, eight bytes at a time (a CR is below 0x20, like every byte a value may not hold but
+/// the tab). Errors here are approximate: a head that fails is checked again line by line
+/// by the scanner, which names the fault.
+#[inline(always)]
+fn field_line(raw: &[u8], pos: usize) -> Result<Option<FieldLine<'_>>, Error> {
+    // The name: every byte up to the first colon must be a tchar (a colon is not one, so
+    // this also ends the name at the line's first non-tchar byte).
+    let Some(colon) = find_colon(raw, pos) else {
+        return Ok(None);
+    };
+    let name = &raw[pos..colon];
+    if !crate::is_token(name) {
+        return Err(ErrorKind::InvalidHeaderName.into());
+    }
+    // The value, up to the CR.
+    let start = colon + 1;
+    let mut i = start;
+    let cr = loop {
+        if let Some(w) = raw.get(i..i + 8) {
+            let m = controls(word(w));
+            if m == 0 {
+                i += 8;
+                continue;
+            }
+            // The lowest flagged byte is a control byte or DEL for certain.
+            let j = i + (m.trailing_zeros() / 8) as usize;
+            match raw[j] {
+                b'\r' => break j,
+                b'\t' => i = j + 1,
+                _ => return Err(ErrorKind::InvalidHeaderValue.into()),
+            }
+        } else {
+            match raw.get(i) {
+                None => return Ok(None),
+                Some(b'\r') => break i,
+                Some(&b) if b == b'\t' || (b >= b' ' && b != 0x7f) => i += 1,
+                Some(_) => return Err(ErrorKind::InvalidHeaderValue.into()),
+            }
+        }
+    };
+    match raw.get(cr + 1) {
+        Some(b'\n') => Ok(Some((name, crate::head::trim_ows(&raw[start..cr]), cr + 2))),
+        Some(_) => Err(ErrorKind::InvalidHeaderValue.into()),
+        None => Ok(None),
+    }
+}
+
+/// A field line: its name, its trimmed value, and where the next line starts.
+type FieldLine<'a> = (&'a [u8], &'a [u8], usize);
+
+/// Eight bytes as a little-endian word (so the lowest bits are the first byte).
+#[inline(always)]
+fn word(b: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(w)
+}
+
+const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+
+/// Flags (high bit per byte) the bytes of `x` that are zero; the lowest flag is exact.
+#[inline(always)]
+fn zeros(x: u64) -> u64 {
+    x.wrapping_sub(ONES) & !x & HIGH
+}
+
+/// Flags the bytes below 0x20 or equal to 0x7f; the lowest flag is exact.
+#[inline(always)]
+fn controls(x: u64) -> u64 {
+    (x.wrapping_sub(ONES * 0x20) & !x & HIGH) | zeros(x ^ (ONES * 0x7f))
+}
+
+/// The index of the first colon at or after `pos`, eight bytes at a time.
+#[inline(always)]
+fn find_colon(raw: &[u8], mut i: usize) -> Option<usize> {
+    while let Some(w) = raw.get(i..i + 8) {
+        let m = zeros(word(w) ^ (ONES * u64::from(b':')));
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    raw[i..].iter().position(|&b| b == b':').map(|j| i + j)
+}
+
 /// Parses a request head at the start of `raw` into `parts`: `Ok(None)` if it is not complete.
+///
+/// One pass, a line at a time: `memchr` finds each LF, then the line is checked with lookup
+/// tables and eight-byte words (the same checks the scanner makes on a head that trickles in,
+/// so the two agree). httparse is not used here: checking each line while it is in cache and
+/// recording the ranges as we go costs less than httparse's pass followed by ours.
 fn parse_request(
     parts: &mut RequestParts,
     limits: &Limits,
-    scratch: &mut Vec<u8>,
     raw: &[u8],
 ) -> Result<Option<usize>, Error> {
-    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_SLOTS];
-    let max = limits.max_headers.min(HEADER_SLOTS);
-    let mut req = httparse::Request::new(&mut []);
-    let n = match req.parse_with_uninit_headers(raw, &mut slots[..max]) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            if req.path.is_some_and(|p| p.len() > limits.max_target) {
-                return Err(ErrorKind::TargetTooLong.into());
-            }
-            return Ok(None);
-        }
-        Err(httparse::Error::Version) if higher_minor(raw).is_some() => {
-            // RFC 9112 §2.3: a higher minor version of HTTP/1 is processed as HTTP/1.1.
-            // httparse knows only 1.0 and 1.1, so it parses a copy that says 1.1; the copy has
-            // the same offsets, so the spans hold for `raw` too.
-            let at = higher_minor(raw).unwrap_or_default();
-            scratch.clear();
-            scratch.extend_from_slice(raw);
-            scratch[at] = b'1';
-            return parse_request(parts, limits, &mut Vec::new(), scratch);
-        }
-        Err(e) => return Err(map_httparse_error(e, raw, true)),
+    // The request line: method SP target SP HTTP/1.d CRLF, one table lookup per byte.
+    let Some(sp) = raw.iter().position(|&b| !crate::tchar(b)) else {
+        return Ok(None);
     };
-    let raw = &raw[..n];
-    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+    if sp == 0 || raw[sp] != b' ' {
         return Err(ErrorKind::InvalidMethod.into());
+    }
+    let method = &raw[..sp];
+    let t0 = sp + 1;
+    let Some(len) = raw[t0..].iter().position(|&b| !target_byte(b)) else {
+        return Ok(None);
     };
+    let t1 = t0 + len;
+    if len == 0 || raw[t1] != b' ' {
+        return Err(ErrorKind::InvalidTarget.into());
+    }
+    let target = &raw[t0..t1];
+    let Some(version) = raw.get(t1 + 1..t1 + 11) else {
+        return Ok(None);
+    };
+    let version = match version {
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', b'0', b'\r', b'\n'] => Version::Http10,
+        // RFC 9112 §2.3: a higher minor version of HTTP/1 is processed as HTTP/1.1.
+        [
+            b'H',
+            b'T',
+            b'T',
+            b'P',
+            b'/',
+            b'1',
+            b'.',
+            b'1'..=b'9',
+            b'\r',
+            b'\n',
+        ] => Version::Http11,
+        [
+            b'H',
+            b'T',
+            b'T',
+            b'P',
+            b'/',
+            b'0' | b'2'..=b'9',
+            b'.',
+            b'0'..=b'9',
+            b'\r',
+            b'\n',
+        ] => {
+            return Err(ErrorKind::UnsupportedVersion.into());
+        }
+        _ => return Err(ErrorKind::InvalidVersion.into()),
+    };
+    let lf = t1 + 10;
     if target.len() > limits.max_target {
         return Err(ErrorKind::TargetTooLong.into());
     }
-    check_head_end(raw)?;
-    let method = method.as_bytes();
-    if !valid_target(method, target.as_bytes()) {
+    if !target_form(method, target) {
         return Err(ErrorKind::InvalidTarget.into());
     }
-    let version = if minor == 0 {
-        Version::Http10
-    } else {
-        Version::Http11
-    };
     parts.method = Span::of(raw, method);
-    parts.target = Span::of(raw, target.as_bytes());
+    parts.target = Span::of(raw, target);
     parts.version = version;
     parts.headers.clear();
 
+    // The fields, up to the blank line.
+    let max_headers = limits.max_headers.min(HEADER_SLOTS);
     let mut fields = Fields::default();
-    let mut crlf = true;
-    for h in req.headers.iter() {
-        let name = h.name.as_bytes();
-        let name_span = Span::of(raw, name);
-        crlf &= crlf_before(raw, name_span.start());
-        parts.headers.push((name_span, Span::of(raw, h.value)));
-        fields.see(name, h.value)?;
-    }
-    if !crlf {
-        return Err(ErrorKind::BareLf.into());
-    }
+    let mut pos = lf + 1;
+    let end = loop {
+        match raw.get(pos..pos + 2) {
+            Some(b"\r\n") => break pos + 2,
+            Some([b' ' | b'\t', _]) => return Err(ErrorKind::ObsFold.into()),
+            None if raw.len() - pos < 2 => return Ok(None),
+            _ => {}
+        }
+        let Some((name, value, next)) = field_line(raw, pos)? else {
+            return Ok(None);
+        };
+        if parts.headers.len() == max_headers {
+            return Err(ErrorKind::TooManyHeaders.into());
+        }
+        parts
+            .headers
+            .push((Span::of(raw, name), Span::of(raw, value)));
+        fields.see(name, value)?;
+        pos = next;
+    };
     if fields.hosts > 1 {
         return Err(ErrorKind::DuplicateHost.into());
     }
@@ -514,19 +629,7 @@ fn parse_request(
     parts.expect_continue = http11 && fields.expect_continue;
     parts.upgrade = http11 && fields.has_upgrade && fields.conn_upgrade;
     parts.connect = method == b"CONNECT";
-    Ok(Some(n))
-}
-
-/// Where the minor digit of an `HTTP/1.2`..`HTTP/1.9` request line is, if it is one.
-fn higher_minor(raw: &[u8]) -> Option<usize> {
-    let cr = memchr::memchr(b'\r', raw)?;
-    let start = cr.checked_sub(9)?;
-    match &raw[start..cr] {
-        [b' ', b'H', b'T', b'T', b'P', b'/', b'1', b'.', d] if (b'2'..=b'9').contains(d) => {
-            Some(cr - 1)
-        }
-        _ => None,
-    }
+    Ok(Some(end))
 }
 
 #[cfg(test)]
