@@ -1,55 +1,113 @@
-//! codec-http beside raw `httparse::Request::parse` on the same bytes, in the same run.
+//! codec-http beside raw httparse on the same bytes, in the same run.
+//!
+//! Run with: `cargo bench -p benches --bench codec -- --warm-up-time 1 --measurement-time 2`.
+//! Each `decode_*` group has an `httparse` line (httparse alone: the head, and for the chunked
+//! POST `httparse::parse_chunk_size` over the body) and a `codec_http` line (the whole request
+//! to its `End`, with every check codec-http makes). docs/benchmarks.md has the figures.
 
 use std::hint::black_box;
 
-use benches::GET_6_HEADERS;
-use codec_http::{Event, Framing, RequestDecoder, ResponseEncoder, ResponseHead};
+use benches::{GET_6_HEADERS, GET_20_HEADERS, POST_CHUNKED};
+use codec_http::{DateCache, Event, Framing, RequestDecoder, ResponseEncoder, ResponseHead};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
+/// httparse on a head, as a server using it directly would (32 header slots).
+fn httparse_head(input: &[u8]) -> usize {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(input) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => panic!("a complete head"),
+    }
+}
+
+/// httparse's chunk-size parser over a chunked body, as a server using it would.
+fn httparse_chunks(mut body: &[u8]) -> usize {
+    let mut total = 0;
+    loop {
+        let Ok(httparse::Status::Complete((n, size))) = httparse::parse_chunk_size(body) else {
+            panic!("a chunk size");
+        };
+        body = &body[n..];
+        if size == 0 {
+            return total;
+        }
+        total += size as usize;
+        body = &body[size as usize + 2..];
+    }
+}
+
+/// codec-http on a whole request, head to `End`; returns the body length.
+fn codec_request(dec: &mut RequestDecoder, mut input: &[u8]) -> usize {
+    let mut body = 0;
+    loop {
+        let d = dec.decode(input).unwrap();
+        match d.event {
+            Some(Event::Head(_)) => {}
+            Some(Event::Body(b)) => body += b.len(),
+            Some(Event::End) => return body,
+            None => panic!("a complete request"),
+        }
+        input = &input[d.consumed..];
+    }
+}
+
 fn decode(c: &mut Criterion) {
-    let mut g = c.benchmark_group("decode_get_6_headers");
-    g.throughput(Throughput::Bytes(GET_6_HEADERS.len() as u64));
-    g.bench_function("httparse", |b| {
-        b.iter(|| {
-            let mut headers = [httparse::EMPTY_HEADER; 16];
-            let mut req = httparse::Request::new(&mut headers);
-            black_box(req.parse(black_box(GET_6_HEADERS)).unwrap());
-        })
-    });
-    let mut dec = RequestDecoder::new();
-    g.bench_function("codec_http", |b| {
-        b.iter(|| {
-            let input = black_box(GET_6_HEADERS);
-            let d = dec.decode(input).unwrap();
-            let n = d.consumed;
-            assert!(matches!(d.event, Some(Event::Head(_))));
-            let e = dec.decode(&input[n..]).unwrap();
-            assert!(matches!(e.event, Some(Event::End)));
-            black_box(n)
-        })
-    });
-    g.finish();
+    for (name, input) in [
+        ("decode_get_6_headers", GET_6_HEADERS),
+        ("decode_get_20_headers", GET_20_HEADERS),
+        ("decode_post_chunked", POST_CHUNKED),
+    ] {
+        let mut g = c.benchmark_group(name);
+        g.throughput(Throughput::Bytes(input.len() as u64));
+        g.bench_function("httparse", |b| {
+            b.iter(|| {
+                let input = black_box(input);
+                let n = httparse_head(input);
+                let body = if n < input.len() {
+                    httparse_chunks(&input[n..])
+                } else {
+                    0
+                };
+                black_box((n, body))
+            })
+        });
+        let mut dec = RequestDecoder::new();
+        g.bench_function("codec_http", |b| {
+            b.iter(|| black_box(codec_request(&mut dec, black_box(input))))
+        });
+        g.finish();
+    }
 }
 
 fn encode(c: &mut Criterion) {
-    let date = codec_http::DateCache::new(1_700_000_000);
+    let date = DateCache::new(1_700_000_000);
     let mut out = Vec::with_capacity(256);
     let mut enc = ResponseEncoder::new();
-    c.bench_function("encode_response_head", |b| {
+    let fields: [(&str, &[u8]); 2] = [("Server", b"http-cluster"), ("Content-Type", b"text/plain")];
+    let mut g = c.benchmark_group("encode");
+    // The budget's case: a response head (status line, two fields, Content-Length, Date).
+    g.bench_function("response_head", |b| {
         b.iter(|| {
             out.clear();
-            let head = ResponseHead::new(
-                200,
-                &[("Server", b"http-cluster"), ("Content-Type", b"text/plain")],
-                Framing::length(13),
-            );
-            enc.head(black_box(&head), Some(date.get()), &mut out)
-                .unwrap();
+            let head = ResponseHead::new(200, black_box(&fields), Framing::length(0));
+            enc.head(&head, Some(date.get()), &mut out).unwrap();
+            enc.end(&mut out).unwrap();
+            black_box(out.len())
+        })
+    });
+    // The same head with a 13-byte body and the end of the message.
+    g.bench_function("response_head_body_end", |b| {
+        b.iter(|| {
+            out.clear();
+            let head = ResponseHead::new(200, black_box(&fields), Framing::length(13));
+            enc.head(&head, Some(date.get()), &mut out).unwrap();
             enc.body(b"Hello, World!", &mut out).unwrap();
             enc.end(&mut out).unwrap();
             black_box(out.len())
         })
     });
+    g.finish();
 }
 
 criterion_group!(benches, decode, encode);

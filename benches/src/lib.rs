@@ -1,4 +1,4 @@
-//! Inputs shared by the benches under `benches/`: request heads as a client sends them.
+//! Inputs shared by the benches under `benches/`: requests as clients send them.
 #![forbid(unsafe_code)]
 
 /// A 6-header plaintext GET (TechEmpower's plaintext request, as wrk sends it).
@@ -9,4 +9,61 @@ Connection: keep-alive\r\n\
 User-Agent: Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/120.0\r\n\
 Accept-Encoding: gzip, deflate, br\r\n\
 Accept-Language: en-US,en;q=0.5\r\n\
+\r\n";
+
+/// A 20-header GET as a desktop browser sends it (navigation with cookies and client hints).
+pub const GET_20_HEADERS: &[u8] = b"GET /articles/2024/http-parsing?page=2&sort=new HTTP/1.1\r\n\
+Host: www.example.com\r\n\
+Connection: keep-alive\r\n\
+Cache-Control: max-age=0\r\n\
+sec-ch-ua: \"Chromium\";v=\"124\", \"Google Chrome\";v=\"124\", \"Not-A.Brand\";v=\"99\"\r\n\
+sec-ch-ua-mobile: ?0\r\n\
+sec-ch-ua-platform: \"Linux\"\r\n\
+Upgrade-Insecure-Requests: 1\r\n\
+User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36\r\n\
+Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7\r\n\
+Sec-Fetch-Site: same-origin\r\n\
+Sec-Fetch-Mode: navigate\r\n\
+Sec-Fetch-User: ?1\r\n\
+Sec-Fetch-Dest: document\r\n\
+Referer: https://www.example.com/articles/2024/http-parsing\r\n\
+Accept-Encoding: gzip, deflate, br, zstd\r\n\
+Accept-Language: en-GB,en-US;q=0.9,en;q=0.8\r\n\
+Cookie: session=8f2b1c9e4a7d4e0fb3c2a1d0e9f8a7b6; theme=dark; _ga=GA1.2.123456789.1700000000\r\n\
+If-None-Match: \"5f3c-1a2b3c4d\"\r\n\
+If-Modified-Since: Tue, 14 Nov 2023 22:13:20 GMT\r\n\
+Priority: u=0, i\r\n\
+\r\n";
+
+/// A chunked POST: a 5-header head and a 1 KiB body in four chunks, one with an extension,
+/// and a trailer.
+pub const POST_CHUNKED: &[u8] = b"POST /upload HTTP/1.1\r\n\
+Host: api.example.com\r\n\
+User-Agent: curl/8.5.0\r\n\
+Accept: */*\r\n\
+Content-Type: application/octet-stream\r\n\
+Transfer-Encoding: chunked\r\n\
+\r\n\
+100\r\n\
+0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\
+0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\
+0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\
+0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n\
+100;part=2\r\n\
+0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\
+0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\
+0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\
+0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n\
+100\r\n\
+0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\
+0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\
+0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\
+0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n\
+100\r\n\
+0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\
+0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\
+0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\
+0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n\
+0\r\n\
+X-Checksum: 8c1f\r\n\
 \r\n";
