@@ -16,10 +16,13 @@ pub(crate) struct Span {
 }
 
 impl Span {
-    /// The range of `part` inside `base`; `part` must be a subslice of `base`.
+    /// The range of `part` inside `base`; empty if `part` is not a subslice of `base` (an
+    /// empty string from a parser may point anywhere).
     pub(crate) fn of(base: &[u8], part: &[u8]) -> Span {
         let start = (part.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
-        debug_assert!(start + part.len() <= base.len());
+        if start > base.len() || part.len() > base.len() - start {
+            return Span::default();
+        }
         Span {
             start: start as u32,
             len: part.len() as u32,
