@@ -263,38 +263,40 @@ impl ResponseEncoder {
             + if length_field { 18 } else { 0 }
             + if date.is_some() { 8 + DATE_LEN } else { 0 }
             + 2;
-        // One resize, then plain copies at known offsets: no capacity check per piece.
-        let start = dst.len();
-        dst.resize(start + len, 0);
-        let mut w = Writer {
-            out: &mut dst[start..],
-            pos: 0,
-        };
-        if let Some(line) = line {
-            w.put(line);
-        } else {
-            w.put_status(status, reason.as_bytes());
+        // One reservation; each piece is then a copy with a capacity check that never fails.
+        dst.reserve(len);
+        match line {
+            Some(line) => dst.extend_from_slice(line),
+            None => {
+                dst.extend_from_slice(&status_start(status));
+                dst.extend_from_slice(reason.as_bytes());
+                dst.extend_from_slice(b"\r\n");
+            }
         }
         for (name, value) in head.headers {
-            w.put(name.as_bytes());
-            w.put(b": ");
-            w.put(value);
-            w.put(b"\r\n");
+            dst.extend_from_slice(name.as_bytes());
+            dst.extend_from_slice(b": ");
+            dst.extend_from_slice(value);
+            dst.extend_from_slice(b"\r\n");
         }
         if length_field {
-            w.put(b"Content-Length: ");
-            w.put(framing);
-            w.put(b"\r\n");
+            let mut field = [0u8; 40];
+            field[..16].copy_from_slice(b"Content-Length: ");
+            field[16..16 + framing.len()].copy_from_slice(framing);
+            field[16 + framing.len()..18 + framing.len()].copy_from_slice(b"\r\n");
+            dst.extend_from_slice(&field[..18 + framing.len()]);
         } else {
-            w.put(framing);
+            dst.extend_from_slice(framing);
         }
         if let Some(date) = date {
-            w.put(b"Date: ");
-            w.put(date);
-            w.put(b"\r\n");
+            let mut field = [0u8; 8 + DATE_LEN + 2];
+            field[..6].copy_from_slice(b"Date: ");
+            field[6..6 + DATE_LEN].copy_from_slice(date);
+            field[6 + DATE_LEN..].copy_from_slice(b"\r\n\r\n");
+            dst.extend_from_slice(&field);
+        } else {
+            dst.extend_from_slice(b"\r\n");
         }
-        w.put(b"\r\n");
-        debug_assert_eq!(w.pos, len);
 
         if informational {
             return Ok(());
@@ -331,42 +333,23 @@ impl ResponseEncoder {
     }
 }
 
-/// Copies pieces into a slice sized for them beforehand.
-struct Writer<'a> {
-    out: &'a mut [u8],
-    pos: usize,
-}
-
-impl Writer<'_> {
-    /// `HTTP/1.1 NNN reason` CRLF for a status without a registered phrase, or with another.
-    fn put_status(&mut self, status: u16, reason: &[u8]) {
-        self.put(&[
-            b'H',
-            b'T',
-            b'T',
-            b'P',
-            b'/',
-            b'1',
-            b'.',
-            b'1',
-            b' ',
-            b'0' + (status / 100) as u8,
-            b'0' + (status / 10 % 10) as u8,
-            b'0' + (status % 10) as u8,
-            b' ',
-        ]);
-        self.put(reason);
-        self.put(b"\r\n");
-    }
-
-    #[inline(always)]
-    fn put(&mut self, s: &[u8]) {
-        let end = self.pos + s.len();
-        if let Some(dst) = self.out.get_mut(self.pos..end) {
-            dst.copy_from_slice(s);
-        }
-        self.pos = end;
-    }
+/// `HTTP/1.1 NNN ` for a status without a registered phrase, or with another.
+fn status_start(status: u16) -> [u8; 13] {
+    [
+        b'H',
+        b'T',
+        b'T',
+        b'P',
+        b'/',
+        b'1',
+        b'.',
+        b'1',
+        b' ',
+        b'0' + (status / 100) as u8,
+        b'0' + (status / 10 % 10) as u8,
+        b'0' + (status % 10) as u8,
+        b' ',
+    ]
 }
 
 /// Room for the longest framing field (`Content-Length: ` and 20 digits and CRLF).
@@ -451,9 +434,7 @@ pub(crate) fn valid_value(v: &[u8]) -> bool {
     let exact = |w: &[u8]| w.iter().all(|&b| b != 0 && b != b'\r' && b != b'\n');
     let n = v.len();
     if n < 8 {
-        let mut word = [b' '; 8];
-        word[..n].copy_from_slice(v);
-        return !maybe_low(u64::from_ne_bytes(word)) || exact(v);
+        return n == 0 || !maybe_low(small_word(v)) || exact(v);
     }
     if n <= 16 {
         let (a, b) = (word8(&v[..8]), word8(&v[n - 8..]));
@@ -492,12 +473,7 @@ fn plain_name(name: &[u8]) -> bool {
     let n = name.len();
     match n {
         8..=16 => plain(word8(name)) && plain(word8(&name[n - 8..])),
-        1..=7 => {
-            // Pad with a letter, which passes.
-            let mut word = [b'a'; 8];
-            word[..n].copy_from_slice(name);
-            plain(u64::from_ne_bytes(word))
-        }
+        1..=7 => plain(small_word(name)),
         _ => false,
     }
 }
@@ -508,6 +484,20 @@ fn maybe_low(x: u64) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     x.wrapping_sub(ONES * 0x0e) & !x & HIGH != 0
+}
+
+/// Eight bytes that hold every byte of `s` (1 to 7 bytes) and no other, some twice: two
+/// overlapping halves, read without a call to `memcpy`. Good for "is every byte ...?".
+#[inline(always)]
+fn small_word(s: &[u8]) -> u64 {
+    let n = s.len();
+    if n >= 4 {
+        let half = |b: &[u8]| u64::from(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+        half(&s[..4]) | (half(&s[n - 4..]) << 32)
+    } else {
+        let (a, b, c) = (s[0], s[n / 2], s[n - 1]);
+        u64::from_ne_bytes([a, b, c, a, a, b, c, a])
+    }
 }
 
 #[inline(always)]
