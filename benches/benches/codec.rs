@@ -7,50 +7,9 @@
 
 use std::hint::black_box;
 
-use benches::{GET_6_HEADERS, GET_20_HEADERS, POST_CHUNKED};
-use codec_http::{DateCache, Event, Framing, RequestDecoder, ResponseEncoder, ResponseHead};
+use benches::{GET_6_HEADERS, GET_20_HEADERS, POST_CHUNKED, codec_request, httparse_request};
+use codec_http::{DateCache, Framing, RequestDecoder, ResponseEncoder, ResponseHead};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-
-/// httparse on a head, as a server using it directly would (32 header slots).
-fn httparse_head(input: &[u8]) -> usize {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(input) {
-        Ok(httparse::Status::Complete(n)) => n,
-        _ => panic!("a complete head"),
-    }
-}
-
-/// httparse's chunk-size parser over a chunked body, as a server using it would.
-fn httparse_chunks(mut body: &[u8]) -> usize {
-    let mut total = 0;
-    loop {
-        let Ok(httparse::Status::Complete((n, size))) = httparse::parse_chunk_size(body) else {
-            panic!("a chunk size");
-        };
-        body = &body[n..];
-        if size == 0 {
-            return total;
-        }
-        total += size as usize;
-        body = &body[size as usize + 2..];
-    }
-}
-
-/// codec-http on a whole request, head to `End`; returns the body length.
-fn codec_request(dec: &mut RequestDecoder, mut input: &[u8]) -> usize {
-    let mut body = 0;
-    loop {
-        let d = dec.decode(input).unwrap();
-        match d.event {
-            Some(Event::Head(_)) => {}
-            Some(Event::Body(b)) => body += b.len(),
-            Some(Event::End) => return body,
-            None => panic!("a complete request"),
-        }
-        input = &input[d.consumed..];
-    }
-}
 
 fn decode(c: &mut Criterion) {
     for (name, input) in [
@@ -61,16 +20,7 @@ fn decode(c: &mut Criterion) {
         let mut g = c.benchmark_group(name);
         g.throughput(Throughput::Bytes(input.len() as u64));
         g.bench_function("httparse", |b| {
-            b.iter(|| {
-                let input = black_box(input);
-                let n = httparse_head(input);
-                let body = if n < input.len() {
-                    httparse_chunks(&input[n..])
-                } else {
-                    0
-                };
-                black_box((n, body))
-            })
+            b.iter(|| black_box(httparse_request(black_box(input))))
         });
         let mut dec = RequestDecoder::new();
         g.bench_function("codec_http", |b| {

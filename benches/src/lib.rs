@@ -1,5 +1,71 @@
-//! Inputs shared by the benches under `benches/`: requests as clients send them.
+//! Inputs and loops shared by the benches under `benches/`: requests as clients send them,
+//! and the two ways of reading them that the codec benches compare.
 #![forbid(unsafe_code)]
+
+use codec_http::{Event, RequestDecoder};
+
+/// httparse on a head, as a server using it directly would (32 header slots); returns the
+/// head's length.
+///
+/// # Panics
+/// If `input` does not start with a complete, valid head (the bench inputs do).
+pub fn httparse_head(input: &[u8]) -> usize {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(input) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => panic!("a complete head"),
+    }
+}
+
+/// httparse's chunk-size parser over a chunked body, as a server using it would; returns the
+/// body's length.
+///
+/// # Panics
+/// If `body` is not a complete chunked body.
+pub fn httparse_chunks(mut body: &[u8]) -> usize {
+    let mut total = 0;
+    loop {
+        let Ok(httparse::Status::Complete((n, size))) = httparse::parse_chunk_size(body) else {
+            panic!("a chunk size");
+        };
+        body = &body[n..];
+        if size == 0 {
+            return total;
+        }
+        total += size as usize;
+        body = &body[size as usize + 2..];
+    }
+}
+
+/// The httparse side of a pair: the head, then a chunked body if there is one.
+pub fn httparse_request(input: &[u8]) -> (usize, usize) {
+    let n = httparse_head(input);
+    let body = if n < input.len() {
+        httparse_chunks(&input[n..])
+    } else {
+        0
+    };
+    (n, body)
+}
+
+/// The codec-http side of a pair: the whole request, head to `End`; returns the body length.
+///
+/// # Panics
+/// If `input` is not one complete, valid request.
+pub fn codec_request(dec: &mut RequestDecoder, mut input: &[u8]) -> usize {
+    let mut body = 0;
+    loop {
+        let d = dec.decode(input).expect("a valid request");
+        match d.event {
+            Some(Event::Head(_)) => {}
+            Some(Event::Body(b)) => body += b.len(),
+            Some(Event::End) => return body,
+            None => panic!("a complete request"),
+        }
+        input = &input[d.consumed..];
+    }
+}
 
 /// A 6-header plaintext GET (TechEmpower's plaintext request, as wrk sends it).
 pub const GET_6_HEADERS: &[u8] = b"GET /plaintext HTTP/1.1\r\n\

@@ -1,0 +1,50 @@
+//! The codec pairs of `codec.rs`, timed in alternation: a round of httparse, a round of
+//! codec-http, 41 times, then the median of each side and their ratio. On a machine whose
+//! load changes while criterion moves from one line to the next, this ratio holds up better.
+//!
+//! Run with: `cargo bench -p benches --bench codec_interleaved`.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use benches::{GET_6_HEADERS, GET_20_HEADERS, POST_CHUNKED, codec_request, httparse_request};
+use codec_http::RequestDecoder;
+
+const ROUNDS: usize = 41;
+const PER_ROUND: u32 = 20_000;
+
+/// Nanoseconds per call of `f`, over one round.
+fn round(mut f: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    for _ in 0..PER_ROUND {
+        f();
+    }
+    start.elapsed().as_nanos() as f64 / f64::from(PER_ROUND)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs this once, quickly.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let rounds = if quick { 1 } else { ROUNDS };
+    println!("pair                     httparse ns   codec-http ns   ratio (medians)");
+    for (name, input) in [
+        ("decode_get_6_headers", GET_6_HEADERS),
+        ("decode_get_20_headers", GET_20_HEADERS),
+        ("decode_post_chunked", POST_CHUNKED),
+    ] {
+        let mut dec = RequestDecoder::new();
+        let (mut raw, mut codec) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            raw.push(round(|| {
+                black_box(httparse_request(black_box(input)));
+            }));
+            codec.push(round(|| {
+                black_box(codec_request(&mut dec, black_box(input)));
+            }));
+        }
+        raw.sort_by(f64::total_cmp);
+        codec.sort_by(f64::total_cmp);
+        let (r, c) = (raw[rounds / 2], codec[rounds / 2]);
+        println!("{name:24} {r:11.1}   {c:13.1}   {:.2}", c / r);
+    }
+}
