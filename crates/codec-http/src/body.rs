@@ -28,8 +28,13 @@ enum Mode {
 pub(crate) enum BodyStep {
     /// Discard this many bytes and call again with more.
     NeedMore(usize),
-    /// Body bytes `start..end`; discard `end` bytes.
-    Data { start: usize, end: usize },
+    /// Body bytes `start..end`; discard `consumed` bytes (at least `end`: the CRLF after a
+    /// chunk's last byte goes with it when it is there).
+    Data {
+        start: usize,
+        end: usize,
+        consumed: usize,
+    },
     /// The body ended; discard this many bytes.
     End(usize),
 }
@@ -103,7 +108,11 @@ impl BodyDecoder {
                 }
                 let n = usize::try_from(remaining).map_or(buf.len(), |r| r.min(buf.len()));
                 self.mode = Mode::Length(remaining - n as u64);
-                Ok(BodyStep::Data { start: 0, end: n })
+                Ok(BodyStep::Data {
+                    start: 0,
+                    end: n,
+                    consumed: n,
+                })
             }
             Mode::Close => {
                 if buf.is_empty() {
@@ -116,6 +125,7 @@ impl BodyDecoder {
                 Ok(BodyStep::Data {
                     start: 0,
                     end: buf.len(),
+                    consumed: buf.len(),
                 })
             }
             Mode::Chunked(_) => self.step_chunked(buf, limits),
@@ -152,14 +162,21 @@ impl BodyDecoder {
                     }
                     let n = usize::try_from(remaining).map_or(avail, |r| r.min(avail));
                     let left = remaining - n as u64;
-                    self.mode = Mode::Chunked(if left == 0 {
-                        Chunk::DataEnd
-                    } else {
+                    let end = pos + n;
+                    let mut consumed = end;
+                    self.mode = Mode::Chunked(if left > 0 {
                         Chunk::Data(left)
+                    } else if buf.get(end..end + 2) == Some(b"\r\n") {
+                        // The CRLF after the chunk is here: take it now, one step less.
+                        consumed += 2;
+                        Chunk::Size
+                    } else {
+                        Chunk::DataEnd
                     });
                     return Ok(BodyStep::Data {
                         start: pos,
-                        end: pos + n,
+                        end,
+                        consumed,
                     });
                 }
                 Chunk::DataEnd => match &buf[pos..] {

@@ -355,8 +355,12 @@ impl ResponseDecoder {
                     parts: &self.parts,
                 })),
             },
-            Step::Body { start, end } => ResponseDecoded {
-                consumed: end,
+            Step::Body {
+                start,
+                end,
+                consumed,
+            } => ResponseDecoded {
+                consumed,
                 event: Some(ResponseEvent::Body(&buf[start..end])),
             },
             Step::End(consumed) => ResponseDecoded {
@@ -407,7 +411,15 @@ impl ResponseDecoder {
             }
             State::Body => match self.body.step(buf, &self.limits)? {
                 BodyStep::NeedMore(n) => Ok(Step::NeedMore(n)),
-                BodyStep::Data { start, end } => Ok(Step::Body { start, end }),
+                BodyStep::Data {
+                    start,
+                    end,
+                    consumed,
+                } => Ok(Step::Body {
+                    start,
+                    end,
+                    consumed,
+                }),
                 BodyStep::End(n) => {
                     self.finish();
                     Ok(Step::End(n))
@@ -453,8 +465,15 @@ impl ResponseDecoder {
 
 enum Step {
     NeedMore(usize),
-    Head { skip: usize, end: usize },
-    Body { start: usize, end: usize },
+    Head {
+        skip: usize,
+        end: usize,
+    },
+    Body {
+        start: usize,
+        end: usize,
+        consumed: usize,
+    },
     End(usize),
 }
 

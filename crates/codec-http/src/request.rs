@@ -308,8 +308,12 @@ impl RequestDecoder {
                     parts: &self.parts,
                 })),
             }),
-            Ok(Step::Body { start, end }) => Ok(Decoded {
-                consumed: end,
+            Ok(Step::Body {
+                start,
+                end,
+                consumed,
+            }) => Ok(Decoded {
+                consumed,
                 event: Some(Event::Body(&buf[start..end])),
             }),
             Ok(Step::End(consumed)) => Ok(Decoded {
@@ -353,7 +357,15 @@ impl RequestDecoder {
             }
             State::Body => match self.body.step(buf, &self.limits)? {
                 BodyStep::NeedMore(n) => Ok(Step::NeedMore(n)),
-                BodyStep::Data { start, end } => Ok(Step::Body { start, end }),
+                BodyStep::Data {
+                    start,
+                    end,
+                    consumed,
+                } => Ok(Step::Body {
+                    start,
+                    end,
+                    consumed,
+                }),
                 BodyStep::End(n) => {
                     self.state = self.after_end();
                     Ok(Step::End(n))
@@ -401,8 +413,15 @@ impl RequestDecoder {
 /// What a decoding step found, as offsets (so no borrow of the input outlives the step).
 enum Step {
     NeedMore(usize),
-    Head { skip: usize, end: usize },
-    Body { start: usize, end: usize },
+    Head {
+        skip: usize,
+        end: usize,
+    },
+    Body {
+        start: usize,
+        end: usize,
+        consumed: usize,
+    },
     End(usize),
 }
 
