@@ -452,14 +452,19 @@ pub(crate) fn check_head_end(raw: &[u8]) -> Result<(), Error> {
 /// Strips optional whitespace (SP, HTAB) from both ends.
 #[inline]
 pub(crate) fn trim_ows(v: &[u8]) -> &[u8] {
-    let (mut start, mut end) = (0, v.len());
-    while start < end && (v[start] == b' ' || v[start] == b'\t') {
-        start += 1;
+    let ows = |b: u8| b == b' ' || b == b'\t';
+    let mut v = v;
+    while let [first, rest @ ..] = v
+        && ows(*first)
+    {
+        v = rest;
     }
-    while end > start && (v[end - 1] == b' ' || v[end - 1] == b'\t') {
-        end -= 1;
+    while let [rest @ .., last] = v
+        && ows(*last)
+    {
+        v = rest;
     }
-    &v[start..end]
+    v
 }
 
 /// The elements of a comma-separated list, trimmed, empty ones skipped (RFC 9110 §5.6.1).
@@ -509,6 +514,9 @@ pub(crate) enum Coding {
 /// Parses a `Transfer-Encoding` list (RFC 9112 §6.1). Malformed lists and `chunked` applied
 /// twice are errors; what is left is for the caller to judge by role.
 pub(crate) fn transfer_coding(v: &[u8]) -> Result<Coding, Error> {
+    if eq_lower(v, b"chunked") {
+        return Ok(Coding::Chunked);
+    }
     let mut elements = 0;
     let mut chunked_seen = false;
     let mut last_chunked = false;
