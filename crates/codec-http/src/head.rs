@@ -450,7 +450,7 @@ pub(crate) fn check_head_end(raw: &[u8]) -> Result<(), Error> {
 }
 
 /// Strips optional whitespace (SP, HTAB) from both ends.
-#[inline]
+#[inline(always)]
 pub(crate) fn trim_ows(v: &[u8]) -> &[u8] {
     let ows = |b: u8| b == b' ' || b == b'\t';
     let mut v = v;
