@@ -567,9 +567,19 @@ pub(crate) fn valid_host(v: &[u8]) -> bool {
 /// The bytes of `reg-name`: unreserved, sub-delims and `%` (of a pct-encoding).
 static REG_NAME: [bool; 256] = byte_table(b"-._~%!$&'()*+,;=");
 
-/// A byte allowed in a request target: RFC 3986 `pchar`, `/` and `?` (no fragment, no
-/// whitespace, no control bytes, no bytes above 0x7e).
-static TARGET: [bool; 256] = byte_table(b"-._~%!$&'()*+,;=:@/?");
+/// A byte allowed in a request target: any visible ASCII byte (no whitespace, no control
+/// bytes, no bytes above 0x7e, which RFC 3986 wants percent-encoded). RFC 3986 allows fewer
+/// (`"`, `<`, `{`, `|` ... are not `pchar`), but clients send them unencoded, and httparse,
+/// hyper and nginx take them; the target's form is what matters for framing.
+static TARGET: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0x21;
+    while i < 0x7f {
+        t[i] = true;
+        i += 1;
+    }
+    t
+};
 
 /// A table of the ASCII letters and digits plus `extra`.
 const fn byte_table(extra: &[u8]) -> [bool; 256] {
