@@ -351,6 +351,15 @@ pub struct ReadHalf<S> {
     pub(crate) eof: bool,
 }
 
+impl<S> ReadHalf<S> {
+    /// A handle to control the connection from outside ([`Handle`]).
+    pub fn handle(&self) -> Handle {
+        Handle {
+            control: self.shared.control.clone(),
+        }
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
     /// The next bytes from the stream (everything buffered, or one read's worth); `None` at
     /// end of stream.
@@ -368,13 +377,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
             }
         }
         Ok(Some(self.buf.take_all()))
-    }
-
-    /// A handle to control the connection from outside ([`Handle`]).
-    pub fn handle(&self) -> Handle {
-        Handle {
-            control: self.shared.control.clone(),
-        }
     }
 
     /// Whether the stream has reported end of file.
@@ -408,6 +410,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
 /// The writing half of a wrapped stream; clones share the same output queue.
 pub struct WriteHalf<S> {
     pub(crate) shared: Rc<Shared<S>>,
+}
+
+impl<S> WriteHalf<S> {
+    /// A handle to control the connection from outside ([`Handle`]).
+    pub fn handle(&self) -> Handle {
+        Handle {
+            control: self.shared.control.clone(),
+        }
+    }
 }
 
 impl<S> Clone for WriteHalf<S> {
@@ -449,13 +460,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     /// Bytes queued and not yet taken by the kernel.
     pub fn queued(&self) -> usize {
         self.shared.queued()
-    }
-
-    /// A handle to control the connection from outside ([`Handle`]).
-    pub fn handle(&self) -> Handle {
-        Handle {
-            control: self.shared.control.clone(),
-        }
     }
 
     /// Appends to the output queue directly (what encoders do); call
