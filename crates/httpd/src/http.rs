@@ -488,6 +488,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Decoder for HttpDecoder<S> {
             Ok(d) => d,
             Err(e) => {
                 ex.decode_error.set(Some(e));
+                if log::enabled() && ex.answered.get() {
+                    // A head that could not be read: log its first line as it came.
+                    let bytes = src.as_slice();
+                    let end = memchr_line(bytes).min(1024);
+                    let mut line = ex.request_line.borrow_mut();
+                    line.clear();
+                    line.extend_from_slice(&bytes[..end]);
+                    ex.answered.set(false);
+                }
                 return Err(e.into());
             }
         };
@@ -542,6 +551,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Decoder for HttpDecoder<S> {
     fn in_payload(&self) -> bool {
         !self.inner.is_idle() && !self.inner.in_head()
     }
+}
+
+/// The length of the first line of `bytes` (without its line end).
+fn memchr_line(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(bytes.len())
 }
 
 /// Reading whole requests and bodies, for apps that do not want item-level control.
