@@ -6,6 +6,7 @@
 //! interleaved order (each repeat runs every server once), and reported as the median of the
 //! repeats: the machine is shared and noisy, so absolute numbers from two runs do not compare.
 
+mod callgrind;
 mod procfs;
 mod report;
 mod wrk;
@@ -25,20 +26,24 @@ use crate::DynError;
 
 const HELP: &str = "\
 Usage: cargo xtask bench [--quick] [--vs nginx] [--duration SECS] [--repeat N]
-                         [--idle-connections N] [--no-criterion]
+                         [--idle-connections N] [--no-criterion] [--callgrind | --no-callgrind]
 
 Builds httpd and the raw reference server (benches/src/bin/raw-server.rs) in release, then
 in the same run: wrk against each (keep-alive with 100 and 1,000 connections, pipelined ×16,
 Connection: close), one worker pinned to CPU 0 with wrk on CPU 1, then all workers unpinned;
 memory per idle keep-alive connection; heap allocations per keep-alive request; the
-criterion benches. Prints the tables and writes target/bench/report.md and report.json.
+criterion benches; with valgrind, instructions per request under callgrind and where they
+go. Prints the tables and writes target/bench/report.md and report.json.
 
-  --quick               one repeat of 2 s, pinned setup only, no criterion: under a minute
+  --quick               one repeat of 2 s, pinned setup only, no criterion, no callgrind:
+                        under a minute
   --vs nginx            nginx beside them, with an equivalent config (needs nginx on PATH)
   --duration SECS       length of each wrk run (default 10)
   --repeat N            repeats of each run, medians reported (default 3)
   --idle-connections N  connections for the idle-memory check (default 10000)
   --no-criterion        skip `cargo bench -p benches`
+  --callgrind           profile under callgrind even with --quick (needs valgrind)
+  --no-callgrind        skip the callgrind profile
 ";
 
 const INSTALL_WRK: &str = "\
@@ -55,6 +60,8 @@ struct Options {
     repeat: usize,
     idle: usize,
     criterion: bool,
+    /// `None`: when valgrind is there and not `--quick`.
+    callgrind: Option<bool>,
 }
 
 /// Runs the task; exit code 2 for bad usage or a missing wrk.
@@ -98,6 +105,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, Stri
         repeat: 3,
         idle: 10_000,
         criterion: true,
+        callgrind: None,
     };
     let (mut duration, mut repeat) = (None, None);
     while let Some(arg) = args.next() {
@@ -135,6 +143,8 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, Stri
                     .ok_or("--idle-connections: want a count")?
             }
             "--no-criterion" => o.criterion = false,
+            "--callgrind" => o.callgrind = Some(true),
+            "--no-callgrind" => o.callgrind = Some(false),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -347,6 +357,18 @@ fn run(root: &Path, opts: &Options) -> Result<(), DynError> {
 
     if opts.criterion {
         report.criterion = criterion(&ctx)?;
+    }
+    let have_valgrind = which("valgrind").is_some() && which("callgrind_control").is_some();
+    match opts.callgrind {
+        Some(true) if !have_valgrind => {
+            return Err("--callgrind needs valgrind (apt-get install -y valgrind)".into());
+        }
+        Some(true) => report.profiles = profiles(&ctx)?,
+        None if have_valgrind && !opts.quick => report.profiles = profiles(&ctx)?,
+        None if !opts.quick => report
+            .notes
+            .push("callgrind profile skipped: valgrind is not on PATH".into()),
+        _ => {}
     }
     report.budgets = budgets(&report, &setups[0].name);
     report
@@ -777,6 +799,32 @@ fn idle_memory(ctx: &Ctx, kind: Kind, n: usize) -> Result<Idle, DynError> {
         rss_before_kib: before,
         rss_after_kib: after,
     })
+}
+
+/// Requests per profiled load under callgrind.
+const PROFILE_REQUESTS: u64 = 2_000;
+
+/// httpd (hello app, one worker) and the raw server under callgrind.
+fn profiles(ctx: &Ctx) -> Result<Vec<callgrind::Profile>, DynError> {
+    eprintln!("xtask bench: instructions per request under callgrind");
+    let bin = ctx.root.join("target/release");
+    let mut out = Vec::new();
+    for (name, program) in [("httpd", "httpd"), ("raw", "raw-server")] {
+        let addr = free_addr()?;
+        let mut args = vec!["--listen".to_owned(), addr.to_string()];
+        if name == "httpd" {
+            args.extend(["--workers", "1", "--app", "hello"].map(String::from));
+        }
+        out.extend(callgrind::profile(
+            &ctx.out,
+            name,
+            &bin.join(program),
+            &args,
+            addr,
+            PROFILE_REQUESTS,
+        )?);
+    }
+    Ok(out)
 }
 
 /// Baselines of criterion groups: the member with one of these names is what the others

@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use super::callgrind::Profile;
+
 /// One server under one load, the medians of its repeats.
 #[derive(Clone, Debug)]
 pub(crate) struct Row {
@@ -75,6 +77,7 @@ pub(crate) struct Report {
     pub(crate) idle: Vec<Idle>,
     pub(crate) alloc: Vec<Alloc>,
     pub(crate) criterion: Vec<Criterion>,
+    pub(crate) profiles: Vec<Profile>,
     pub(crate) budgets: Vec<Budget>,
 }
 
@@ -196,6 +199,9 @@ impl Report {
                 let _ = writeln!(s, "| {} | {} | {ratio} |", c.id, nanos(c.median_ns));
             }
         }
+        if !self.profiles.is_empty() {
+            self.profile_markdown(&mut s);
+        }
         if !self.budgets.is_empty() {
             let _ = writeln!(s, "\n## Budgets (design.md §5)\n");
             let _ = writeln!(s, "| budget | target | measured | met |");
@@ -210,6 +216,58 @@ impl Report {
             }
         }
         s
+    }
+
+    fn profile_markdown(&self, s: &mut String) {
+        let _ = writeln!(s, "\n## Instructions per request (callgrind)\n");
+        let _ = writeln!(
+            s,
+            "User-space instructions of the serving process per request, over one keep-alive \
+             connection after a warm-up (kernel work is not counted). Repeatable to well under \
+             1% from run to run.\n"
+        );
+        let _ = writeln!(
+            s,
+            "| load | server | requests | instructions/request | httpd ÷ raw |"
+        );
+        let _ = writeln!(s, "|---|---|---:|---:|---:|");
+        for p in &self.profiles {
+            let raw = self
+                .profiles
+                .iter()
+                .find(|r| r.load == p.load && r.server == "raw");
+            let ratio = match raw {
+                Some(r) if p.server == "httpd" => {
+                    format!("{:.2}×", p.per_request() / r.per_request())
+                }
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.0} | {ratio} |",
+                p.load,
+                p.server,
+                p.requests,
+                p.per_request()
+            );
+        }
+        for p in self.profiles.iter().filter(|p| p.server == "httpd") {
+            let per = |n: u64| n as f64 / p.requests.max(1) as f64;
+            let pct = |n: u64| 100.0 * n as f64 / p.instructions.max(1) as f64;
+            let _ = writeln!(s, "\nhttpd, {}: by source\n", p.load);
+            let _ = writeln!(s, "| source | instructions/request | share |");
+            let _ = writeln!(s, "|---|---:|---:|");
+            for (src, n) in &p.by_source {
+                let _ = writeln!(s, "| {src} | {:.0} | {:.1}% |", per(*n), pct(*n));
+            }
+            let _ = writeln!(s, "\nhttpd, {}: functions by self cost\n", p.load);
+            let _ = writeln!(s, "| function | instructions/request | share |");
+            let _ = writeln!(s, "|---|---:|---:|");
+            for (f, n) in &p.top {
+                let f = f.replace('|', "\\|");
+                let _ = writeln!(s, "| `{f}` | {:.0} | {:.1}% |", per(*n), pct(*n));
+            }
+        }
     }
 
     pub(crate) fn json(&self) -> String {
@@ -287,6 +345,30 @@ impl Report {
             })
             .collect();
         let _ = writeln!(s, "  \"criterion\": [\n{}\n  ],", crit.join(",\n"));
+        let profiles: Vec<String> = self
+            .profiles
+            .iter()
+            .map(|p| {
+                let list = |v: &[(String, u64)]| {
+                    v.iter()
+                        .map(|(k, n)| format!("[{}, {n}]", q(k)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                format!(
+                    "    {{\"server\": {}, \"load\": {}, \"requests\": {}, \"instructions\": {}, \
+                     \"instructions_per_request\": {}, \"by_source\": [{}], \"top_functions\": [{}]}}",
+                    q(p.server),
+                    q(p.load),
+                    p.requests,
+                    p.instructions,
+                    num(p.per_request()),
+                    list(&p.by_source),
+                    list(&p.top)
+                )
+            })
+            .collect();
+        let _ = writeln!(s, "  \"callgrind\": [\n{}\n  ],", profiles.join(",\n"));
         let budgets: Vec<String> = self
             .budgets
             .iter()
