@@ -22,6 +22,9 @@ pub(crate) struct Row {
     /// Socket errors and non-2xx responses over all repeats.
     pub(crate) errors: u64,
     pub(crate) repeats: usize,
+    /// httpd's req/s and total CPU per request divided by this server's, repeat by repeat,
+    /// the median of those ratios (`None` for httpd itself).
+    pub(crate) vs_httpd: Option<(f64, f64)>,
 }
 
 /// Memory per idle keep-alive connection.
@@ -111,8 +114,8 @@ impl Report {
                 s,
                 "Medians of the repeats. CPU is the server's (master and workers) from \
                  /proc/PID/stat, per request. The last two columns are httpd's figure \
-                 divided by this server's (req/s: above 1 is httpd ahead; CPU: below 1 is \
-                 httpd cheaper).\n"
+                 divided by this server's in the same repeat, median over the repeats \
+                 (req/s: above 1 is httpd ahead; CPU: below 1 is httpd cheaper).\n"
             );
             let _ = writeln!(
                 s,
@@ -121,13 +124,9 @@ impl Report {
             );
             let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
             for r in self.rows.iter().filter(|r| r.setup == setup) {
-                let h = self.row(setup, r.run, "httpd");
-                let (rr, rc) = match h {
-                    Some(h) if r.server != "httpd" => (
-                        format!("{:.3}×", h.rps / r.rps),
-                        format!("{:.3}×", h.total_us / r.total_us),
-                    ),
-                    _ => (String::new(), String::new()),
+                let (rr, rc) = match r.vs_httpd {
+                    Some((rps, cpu)) => (format!("{rps:.3}×"), format!("{cpu:.3}×")),
+                    None => (String::new(), String::new()),
                 };
                 let _ = writeln!(
                     s,
@@ -285,7 +284,8 @@ impl Report {
                 format!(
                     "    {{\"setup\": {}, \"run\": {}, \"server\": {}, \"rps\": {}, \
                      \"cpu_user_us_per_req\": {}, \"cpu_total_us_per_req\": {}, \
-                     \"p99_us\": {}, \"errors\": {}, \"repeats\": {}}}",
+                     \"p99_us\": {}, \"errors\": {}, \"repeats\": {}, \
+                     \"httpd_over_it_rps\": {}, \"httpd_over_it_cpu\": {}}}",
                     q(&r.setup),
                     q(r.run),
                     q(r.server),
@@ -294,7 +294,9 @@ impl Report {
                     num(r.total_us),
                     num(r.p99_us),
                     r.errors,
-                    r.repeats
+                    r.repeats,
+                    r.vs_httpd.map_or("null".into(), |v| num(v.0)),
+                    r.vs_httpd.map_or("null".into(), |v| num(v.1))
                 )
             })
             .collect();
@@ -422,7 +424,9 @@ fn num(x: f64) -> String {
 }
 
 fn latency(us: f64) -> String {
-    if us >= 1000.0 {
+    if us.is_nan() {
+        "—".into()
+    } else if us >= 1000.0 {
         format!("{:.2} ms", us / 1000.0)
     } else {
         format!("{us:.0} µs")
@@ -501,6 +505,7 @@ mod tests {
             p99_us: 1500.0,
             errors: 0,
             repeats: 3,
+            vs_httpd: (server != "httpd").then_some((0.9, 1.25)),
         };
         let report = Report {
             rows: vec![row("httpd", 900.0, 2.0), row("raw", 1000.0, 1.6)],

@@ -7,7 +7,8 @@ pub(crate) struct WrkResult {
     pub(crate) requests: u64,
     /// `Requests/sec:`.
     pub(crate) rps: f64,
-    /// The 99th percentile latency, in microseconds (`99%` of the latency distribution).
+    /// The 99th percentile latency, in microseconds (`99%` of the latency distribution);
+    /// NaN when wrk recorded no latency (it prints `0.00us`, as it may when pipelining).
     pub(crate) p99_us: f64,
     /// Connect, read, write and timeout errors added up (`Socket errors:`).
     pub(crate) socket_errors: u64,
@@ -25,6 +26,9 @@ pub(crate) fn parse(out: &str) -> Option<WrkResult> {
             have_rps = true;
         } else if let Some(v) = line.strip_prefix("99%") {
             r.p99_us = duration_us(v.trim())?;
+            if r.p99_us == 0.0 {
+                r.p99_us = f64::NAN;
+            }
             have_p99 = true;
         } else if let Some(v) = line.strip_prefix("Socket errors:") {
             // "connect 0, read 0, write 0, timeout 0"
@@ -112,5 +116,11 @@ Transfer/sec:      6.73MB
         );
         // Without --latency there is no p99.
         assert_eq!(parse(&KEEP_ALIVE.replace("99%", "98%")), None);
+    }
+
+    #[test]
+    fn no_latency_recorded_is_not_zero() {
+        let r = parse(&KEEP_ALIVE.replace("7.41ms", "0.00us")).unwrap();
+        assert!(r.p99_us.is_nan());
     }
 }
