@@ -4,8 +4,10 @@
 //!   warnings`, and every test of the workspace.
 //! - `cargo xtask ci`: what `.ci/run` calls: `test`, the docs with warnings denied, and tidy.
 //! - `cargo xtask tidy`: house rules no compiler checks (see `tidy.rs`).
+//! - `cargo xtask bench`: httpd beside the raw reference server and its peers (see `bench.rs`).
 #![forbid(unsafe_code)]
 
+mod bench;
 mod conformance;
 mod json;
 mod tidy;
@@ -28,6 +30,8 @@ Tasks:
   conformance [--cases DIR] [--jobs N] [--only TEXT]
           run the public HTTP/1.1 request corpora against `httpd --app echo` over TCP
           (default DIR: ../shared/conformance beside the checkout, skipped if absent)
+  bench   httpd beside the raw reference server (and nginx with --vs nginx) under wrk, plus
+          memory, allocations and criterion; `cargo xtask bench --help` for the options
 ";
 
 fn main() -> ExitCode {
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(env::args().any(|a| a == "--skip-test")),
         Some("tidy") => tidy::run(&root()),
         Some("conformance") => conformance::run(&env::args().skip(2).collect::<Vec<_>>()),
+        Some("bench") => return bench::main(&root(), env::args().skip(2)),
         Some("-h" | "--help") => {
             print!("{HELP}");
             return ExitCode::SUCCESS;
