@@ -15,13 +15,16 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll as MioPoll, Token};
 
-use crate::executor::{Executor, JoinHandle};
+use crate::executor::{Executor, JoinHandle, Remote};
 use crate::reactor::Reactor;
 use crate::signal::SignalState;
 use crate::timer::Timers;
 
 /// Token of the signal self-pipe in the poll set; I/O sources use slab indices below it.
 pub(crate) const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
+
+/// Token of the loop's `mio::Waker`, poked when a task is woken from another thread.
+pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX - 2);
 
 /// Events taken from the kernel per poll.
 const EVENTS_CAPACITY: usize = 1024;
@@ -39,6 +42,7 @@ thread_local! {
 pub(crate) struct Inner {
     pub(crate) id: u64,
     poll: RefCell<MioPoll>,
+    registry: mio::Registry,
     events: RefCell<Events>,
     pub(crate) reactor: Reactor,
     pub(crate) timers: RefCell<Timers>,
@@ -61,12 +65,13 @@ impl Inner {
     }
 
     /// Runs `f` with this thread's loop, if there is one.
+    #[inline]
     pub(crate) fn with_current<R>(f: impl FnOnce(&Inner) -> R) -> Option<R> {
         CURRENT.with(|c| c.borrow().as_deref().map(f))
     }
 
-    pub(crate) fn registry(&self) -> std::cell::Ref<'_, MioPoll> {
-        self.poll.borrow()
+    pub(crate) fn registry(&self) -> &mio::Registry {
+        &self.registry
     }
 
     pub(crate) fn now(&self) -> Instant {
@@ -86,10 +91,10 @@ impl Inner {
             Err(e) => return Err(e),
         }
         for event in events.iter() {
-            if event.token() == SIGNAL_TOKEN {
-                self.signals.dispatch(self);
-            } else {
-                self.reactor.dispatch(event);
+            match event.token() {
+                SIGNAL_TOKEN => self.signals.dispatch(),
+                WAKER_TOKEN => self.exec.drain_remote(),
+                _ => self.reactor.dispatch(event),
             }
         }
         Ok(())
@@ -101,6 +106,9 @@ impl Inner {
     }
 
     /// One turn of the loop; `block` allows waiting in the kernel for I/O or a timer.
+    ///
+    /// The time is read once at the start of the turn and again only after a poll that may
+    /// have waited, so a busy loop reads the clock once per turn.
     fn turn(&self, block: bool) -> io::Result<()> {
         self.update_time();
         self.timers.borrow_mut().fire(self.now());
@@ -114,8 +122,10 @@ impl Inner {
                 .map(|at| at.saturating_duration_since(Instant::now()))
         };
         self.poll_io(timeout)?;
-        self.update_time();
-        self.timers.borrow_mut().fire(self.now());
+        if timeout != Some(Duration::ZERO) {
+            self.update_time();
+            self.timers.borrow_mut().fire(self.now());
+        }
         self.exec.run_ready(TASK_BUDGET);
         Ok(())
     }
@@ -155,13 +165,18 @@ impl Loop {
             ));
         }
         crate::sys::ignore_sigpipe()?;
+        let id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
+        let poll = MioPoll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = mio::Waker::new(&registry, WAKER_TOKEN)?;
         let inner = Rc::new(Inner {
-            id: NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed),
-            poll: RefCell::new(MioPoll::new()?),
+            id,
+            poll: RefCell::new(poll),
+            registry,
             events: RefCell::new(Events::with_capacity(EVENTS_CAPACITY)),
             reactor: Reactor::new(),
             timers: RefCell::new(Timers::new()),
-            exec: Executor::new(),
+            exec: Executor::new(Remote::new(id, waker)),
             signals: SignalState::new(),
             now: Cell::new(Instant::now()),
             stop: Cell::new(false),
@@ -180,7 +195,7 @@ impl Loop {
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         let _running = self.enter();
         let mut future = pin!(future);
-        let waker = self.inner.exec.main_waker(self.inner.id);
+        let waker = self.inner.exec.main_waker();
         let mut cx = Context::from_waker(&waker);
         self.inner.exec.wake_main();
         loop {
@@ -197,32 +212,33 @@ impl Loop {
         }
     }
 
-    /// Runs until no task is alive or [`stop`](Loop::stop) is called.
+    /// Runs until no referenced task is alive (see [`JoinHandle::set_ref`]) or
+    /// [`stop`](Loop::stop) is called (libuv's `UV_RUN_DEFAULT`).
     ///
     /// # Errors
     /// Returns the error of `epoll_wait` other than `EINTR`.
     pub fn run(&self) -> io::Result<()> {
         let _running = self.enter();
-        while !self.inner.stop.get() && self.inner.exec.live() > 0 {
+        while !self.inner.stop.get() && self.alive() {
             self.inner.turn(true)?;
         }
         self.inner.stop.set(false);
         Ok(())
     }
 
-    /// Runs one turn, waiting for I/O or a timer if no task is ready; returns whether any task
-    /// is still alive (libuv's `UV_RUN_ONCE`).
+    /// Runs one turn, waiting for I/O or a timer if no task is ready; returns whether a
+    /// referenced task is still alive (libuv's `UV_RUN_ONCE`).
     ///
     /// # Errors
     /// Returns the error of `epoll_wait` other than `EINTR`.
     pub fn run_once(&self) -> io::Result<bool> {
         let _running = self.enter();
-        self.inner.turn(self.inner.exec.live() > 0)?;
+        self.inner.turn(self.alive())?;
         self.inner.stop.set(false);
-        Ok(self.inner.exec.live() > 0)
+        Ok(self.alive())
     }
 
-    /// Runs one turn without waiting; returns whether any task is still alive
+    /// Runs one turn without waiting; returns whether a referenced task is still alive
     /// (libuv's `UV_RUN_NOWAIT`).
     ///
     /// # Errors
@@ -231,7 +247,13 @@ impl Loop {
         let _running = self.enter();
         self.inner.turn(false)?;
         self.inner.stop.set(false);
-        Ok(self.inner.exec.live() > 0)
+        Ok(self.alive())
+    }
+
+    /// Whether a referenced task is alive, so [`run`](Loop::run) would not return at once
+    /// (libuv's `uv_loop_alive`).
+    pub fn alive(&self) -> bool {
+        self.inner.exec.referenced() > 0
     }
 
     /// Makes [`run`](Loop::run) return after the current turn.
@@ -255,10 +277,10 @@ impl Loop {
         F: Future + 'static,
         F::Output: 'static,
     {
-        self.inner.exec.spawn(self.inner.id, future)
+        self.inner.exec.spawn(future)
     }
 
-    /// Number of tasks that have not finished.
+    /// Number of tasks that have not finished (referenced or not).
     pub fn tasks(&self) -> usize {
         self.inner.exec.live()
     }
@@ -285,7 +307,9 @@ impl Drop for Loop {
         // Drop every task while the loop is still current, so handles inside them deregister
         // from the poll set; then forget the loop. Rc cycles (task -> handle -> loop) end here.
         self.inner.exec.clear();
+        self.inner.exec.close_remote();
         self.inner.timers.borrow_mut().clear();
+        self.inner.reactor.close_all();
         self.inner.signals.shutdown();
         CURRENT.with(|c| c.borrow_mut().take());
     }
@@ -304,7 +328,7 @@ where
     F::Output: 'static,
 {
     let inner = Inner::current().expect("uvlite::spawn_local called outside a Loop");
-    inner.exec.spawn(inner.id, future)
+    inner.exec.spawn(future)
 }
 
 /// The cached time of this thread's loop (refreshed once per turn), or `Instant::now()` when

@@ -79,7 +79,7 @@ impl SignalState {
             return Ok(());
         }
         let (rd, wr) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
-        inner.registry().registry().register(
+        inner.registry().register(
             &mut SourceFd(&rd.as_raw_fd()),
             SIGNAL_TOKEN,
             Interest::READABLE,
@@ -102,7 +102,7 @@ impl SignalState {
     }
 
     /// Called when the self-pipe is readable.
-    pub(crate) fn dispatch(&self, _inner: &Inner) {
+    pub(crate) fn dispatch(&self) {
         let pending = match self.pipe.borrow().as_ref() {
             Some((rd, _, slot)) => {
                 let mut sink = [0u8; 64];

@@ -214,6 +214,7 @@ impl TcpStream {
     ///
     /// # Errors
     /// As [`read`](TcpStream::read).
+    #[inline]
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
@@ -257,6 +258,7 @@ impl TcpStream {
     ///
     /// # Errors
     /// As [`write`](TcpStream::write).
+    #[inline]
     pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let res = self
             .reg
@@ -281,6 +283,7 @@ impl TcpStream {
     ///
     /// # Errors
     /// As [`write`](TcpStream::write).
+    #[inline]
     pub fn poll_writev(
         &self,
         cx: &mut Context<'_>,
