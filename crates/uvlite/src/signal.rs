@@ -165,8 +165,23 @@ impl SignalState {
             });
     }
 
-    /// Frees this loop's slot when the loop is dropped.
+    /// Frees this loop's slot when the loop is dropped, and hands the children still running
+    /// to reaper threads: each blocks in `waitpid` for its child, so no zombie outlives the
+    /// loop.
     pub(crate) fn shutdown(&self) {
+        self.reap_orphans();
+        for mut child in self.orphans.borrow_mut().drain(..) {
+            release_handler(Signum::SIGCHLD);
+            let spawned = std::thread::Builder::new()
+                .name(format!("uvlite-reap-{}", child.id()))
+                .spawn(move || {
+                    let _ = child.wait();
+                });
+            if let Err(e) = spawned {
+                // No thread: the child becomes a zombie when it exits, until this process does.
+                eprintln!("uvlite: cannot start a thread to reap an orphaned child: {e}");
+            }
+        }
         if let Some((_rd, wr, slot)) = self.pipe.borrow_mut().take() {
             let _ = SIGNAL_SLOTS[slot].pipe.compare_exchange(
                 wr.as_raw_fd(),
