@@ -22,7 +22,7 @@ pub use process::Process;
 pub use runtime::{Loop, now, spawn_local};
 pub use signal::Signal;
 pub use tcp::{ACCEPT_BATCH, ACCEPT_PAUSE_MAX, ACCEPT_PAUSE_MIN, TcpListener, TcpStream};
-pub use timer::{Elapsed, Sleep, sleep, sleep_until, timeout};
+pub use timer::{Elapsed, Sleep, Timer, sleep, sleep_until, timeout};
 
 use std::io;
 use std::path::PathBuf;
