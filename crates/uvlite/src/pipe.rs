@@ -7,6 +7,7 @@ use std::io::{self, IoSlice, IoSliceMut, Write};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
@@ -131,6 +132,8 @@ impl Pipe {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
+        // No short-read rule here: `recvmsg` on a Unix stream socket stops at a message that
+        // carries fds, so a short read does not prove the queue empty. Only `EAGAIN` clears.
         self.reg.poll_io(cx, Direction::Read, || self.recv(buf))
     }
 
@@ -160,11 +163,23 @@ impl Pipe {
     /// # Errors
     /// Errors of `write(2)`.
     pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        poll_fn(|cx| {
-            self.reg
-                .poll_io(cx, Direction::Write, || (&self.io).write(buf))
-        })
-        .await
+        poll_fn(|cx| self.poll_write(cx, buf)).await
+    }
+
+    /// Poll form of [`write`](Pipe::write).
+    ///
+    /// # Errors
+    /// As [`write`](Pipe::write).
+    pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let res = self
+            .reg
+            .poll_io(cx, Direction::Write, || (&self.io).write(buf));
+        if let Poll::Ready(Ok(n)) = res
+            && n < buf.len()
+        {
+            self.reg.clear_readiness(Direction::Write);
+        }
+        res
     }
 
     /// Writes all of `buf`.
@@ -251,6 +266,66 @@ impl AsFd for Pipe {
 impl AsRawFd for Pipe {
     fn as_raw_fd(&self) -> RawFd {
         self.io.as_raw_fd()
+    }
+}
+
+impl futures_io::AsyncRead for &Pipe {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pipe::poll_read(self.get_mut(), cx, buf)
+    }
+}
+
+impl futures_io::AsyncWrite for &Pipe {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pipe::poll_write(self.get_mut(), cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(match self.shutdown(Shutdown::Write) {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            r => r,
+        })
+    }
+}
+
+impl futures_io::AsyncRead for Pipe {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pipe::poll_read(self.get_mut(), cx, buf)
+    }
+}
+
+impl futures_io::AsyncWrite for Pipe {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pipe::poll_write(self.get_mut(), cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut this: &Pipe = self.get_mut();
+        Pin::new(&mut this).poll_close(cx)
     }
 }
 

@@ -420,6 +420,41 @@ impl TcpStream {
         self.io.set_nodelay(on)
     }
 
+    /// Turns TCP keep-alive probes on after `idle` without traffic, or off with `None`
+    /// (libuv's `uv_tcp_keepalive`; `SO_KEEPALIVE` and `TCP_KEEPIDLE`, rounded up to seconds).
+    ///
+    /// # Errors
+    /// Errors of `setsockopt(2)`.
+    pub fn set_keepalive(&self, idle: Option<Duration>) -> io::Result<()> {
+        socket::setsockopt(&self.io, sockopt::KeepAlive, &idle.is_some())?;
+        if let Some(idle) = idle {
+            let secs = idle.as_secs() + u64::from(idle.subsec_nanos() > 0);
+            let secs = u32::try_from(secs.max(1)).unwrap_or(u32::MAX);
+            socket::setsockopt(&self.io, sockopt::TcpKeepIdle, &secs)?;
+        }
+        Ok(())
+    }
+
+    /// The keep-alive idle time if keep-alive is on.
+    ///
+    /// # Errors
+    /// Errors of `getsockopt(2)`.
+    pub fn keepalive(&self) -> io::Result<Option<Duration>> {
+        if !socket::getsockopt(&self.io, sockopt::KeepAlive)? {
+            return Ok(None);
+        }
+        let secs = socket::getsockopt(&self.io, sockopt::TcpKeepIdle)?;
+        Ok(Some(Duration::from_secs(u64::from(secs))))
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    ///
+    /// # Errors
+    /// Errors of `getsockopt(2)`.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.io.nodelay()
+    }
+
     /// The remote address.
     ///
     /// # Errors

@@ -311,3 +311,24 @@ fn emfile_pauses_accepting_and_service_resumes() -> io::Result<()> {
         Ok(())
     })
 }
+
+#[test]
+fn nodelay_and_keepalive_can_be_set_and_read_back() -> io::Result<()> {
+    util::run(async {
+        let listener = TcpListener::bind(loopback())?;
+        listener.listen(4)?;
+        let client = TcpStream::connect(listener.local_addr()?).await?;
+        client.set_nodelay(true)?;
+        assert!(client.nodelay()?);
+        assert_eq!(client.keepalive()?, None);
+        client.set_keepalive(Some(std::time::Duration::from_millis(30_500)))?;
+        assert_eq!(
+            client.keepalive()?,
+            Some(std::time::Duration::from_secs(31))
+        );
+        client.set_keepalive(None)?;
+        assert_eq!(client.keepalive()?, None);
+        assert_eq!(client.peer_addr()?, listener.local_addr()?);
+        Ok(())
+    })
+}
