@@ -137,3 +137,14 @@ fn stdio_can_be_a_uvlite_pipe() -> io::Result<()> {
         Ok(())
     })
 }
+
+#[test]
+fn a_child_whose_process_outlives_the_loop_is_reaped_too() -> io::Result<()> {
+    let lp = uvlite::Loop::new()?;
+    let child = lp.block_on(async { Process::spawn(Command::new("sleep").arg("0.3"), &[]) })?;
+    let pid = child.pid();
+    drop(lp);
+    drop(child);
+    assert!(wait_gone(pid), "pid {pid} was left as a zombie");
+    Ok(())
+}
