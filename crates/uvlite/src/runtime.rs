@@ -48,7 +48,9 @@ pub(crate) struct Inner {
     pub(crate) timers: RefCell<Timers>,
     pub(crate) exec: Executor,
     pub(crate) signals: SignalState,
-    now: Cell<Instant>,
+    /// The loop's time, read from the clock at its first use in a turn (so a turn with no
+    /// timer and no caller of `now` reads no clock at all).
+    now: Cell<Option<Instant>>,
     stop: Cell<bool>,
     running: Cell<bool>,
 }
@@ -75,11 +77,30 @@ impl Inner {
     }
 
     pub(crate) fn now(&self) -> Instant {
-        self.now.get()
+        match self.now.get() {
+            Some(t) => t,
+            None => {
+                let t = Instant::now();
+                self.now.set(Some(t));
+                t
+            }
+        }
     }
 
+    /// Forgets the cached time: the next use reads the clock.
     fn update_time(&self) {
-        self.now.set(Instant::now());
+        self.now.set(None);
+    }
+
+    /// Fires the due timers, reading the clock only if a timer exists.
+    #[inline]
+    fn fire_timers(&self) {
+        let mut timers = self.timers.borrow_mut();
+        if let Some(next) = timers.next_deadline()
+            && next <= self.now()
+        {
+            timers.fire(self.now());
+        }
     }
 
     /// Polls the kernel for readiness and wakes whatever waits on it.
@@ -107,11 +128,11 @@ impl Inner {
 
     /// One turn of the loop; `block` allows waiting in the kernel for I/O or a timer.
     ///
-    /// The time is read once at the start of the turn and again only after a poll that may
-    /// have waited, so a busy loop reads the clock once per turn.
+    /// The cached time is dropped at the start of the turn and after a poll that may have
+    /// waited; the clock is read again only when a timer or a caller needs it.
     fn turn(&self, block: bool) -> io::Result<()> {
         self.update_time();
-        self.timers.borrow_mut().fire(self.now());
+        self.fire_timers();
         self.exec.run_ready(TASK_BUDGET);
         let timeout = if !block || self.has_work() {
             Some(Duration::ZERO)
@@ -124,7 +145,7 @@ impl Inner {
         self.poll_io(timeout)?;
         if timeout != Some(Duration::ZERO) {
             self.update_time();
-            self.timers.borrow_mut().fire(self.now());
+            self.fire_timers();
         }
         self.exec.run_ready(TASK_BUDGET);
         Ok(())
@@ -134,7 +155,7 @@ impl Inner {
 /// An event loop: the reactor (mio), timers, signals and a single-threaded executor.
 ///
 /// There is at most one `Loop` per thread; every handle ([`TcpStream`](crate::TcpStream),
-/// [`Timer`](crate::Sleep), [`Signal`](crate::Signal), …) created on a thread belongs to that
+/// [`Timer`](crate::Timer), [`Signal`](crate::Signal), …) created on a thread belongs to that
 /// thread's loop. Tasks are `!Send` futures spawned with [`spawn_local`](crate::spawn_local).
 ///
 /// # Examples
@@ -178,7 +199,7 @@ impl Loop {
             timers: RefCell::new(Timers::new()),
             exec: Executor::new(Remote::new(id, waker)),
             signals: SignalState::new(),
-            now: Cell::new(Instant::now()),
+            now: Cell::new(None),
             stop: Cell::new(false),
             running: Cell::new(false),
         });
@@ -261,12 +282,14 @@ impl Loop {
         self.inner.stop.set(true);
     }
 
-    /// The loop's cached time, taken at the start of the current turn.
+    /// The loop's cached time: read from the clock once per turn, at its first use (libuv's
+    /// `uv_now`). It never runs ahead of `Instant::now()`.
     pub fn now(&self) -> Instant {
         self.inner.now()
     }
 
-    /// Refreshes the cached time.
+    /// Refreshes the cached time (libuv's `uv_update_time`): the next [`now`](Loop::now)
+    /// reads the clock.
     pub fn update_time(&self) {
         self.inner.update_time();
     }
