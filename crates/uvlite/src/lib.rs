@@ -17,7 +17,7 @@ mod tcp;
 mod timer;
 
 pub use executor::{JoinError, JoinHandle};
-pub use pipe::{HandleType, Pipe};
+pub use pipe::{HandleType, Pipe, PipeListener};
 pub use process::Process;
 pub use runtime::{Loop, now, spawn_local};
 pub use signal::Signal;

@@ -257,6 +257,70 @@ impl Pipe {
     }
 }
 
+/// A listening Unix stream socket bound to a path (libuv's `uv_pipe_bind` + `uv_listen`); its
+/// connections are [`Pipe`]s that can carry fds.
+pub struct PipeListener {
+    reg: Registration,
+    io: mio::net::UnixListener,
+}
+
+impl PipeListener {
+    /// Binds a Unix stream socket to `path` and listens on it. The path must not exist.
+    ///
+    /// # Errors
+    /// `EADDRINUSE` if the path exists, or the errors of `bind(2)`/`listen(2)`.
+    pub fn bind(path: impl AsRef<std::path::Path>) -> io::Result<PipeListener> {
+        let io = mio::net::UnixListener::bind(path)?;
+        Ok(PipeListener {
+            reg: Registration::with_interest(io.as_raw_fd(), mio::Interest::READABLE)?,
+            io,
+        })
+    }
+
+    /// Accepts one connection, waiting until one is queued.
+    ///
+    /// # Errors
+    /// Errors of `accept4(2)`.
+    pub async fn accept(&self) -> io::Result<Pipe> {
+        poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Poll form of [`accept`](PipeListener::accept).
+    ///
+    /// # Errors
+    /// As [`accept`](PipeListener::accept).
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Pipe>> {
+        match self.reg.poll_io(cx, Direction::Read, || self.io.accept()) {
+            Poll::Ready(Ok((s, _))) => Poll::Ready(Pipe::from_fd(OwnedFd::from(s))),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The path this listener is bound to, if any.
+    pub fn path(&self) -> Option<std::path::PathBuf> {
+        self.io
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(|p| p.to_path_buf()))
+    }
+}
+
+impl AsFd for PipeListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.as_fd()
+    }
+}
+
+impl std::fmt::Debug for PipeListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipeListener")
+            .field("fd", &self.io.as_raw_fd())
+            .field("path", &self.path())
+            .finish()
+    }
+}
+
 impl AsFd for Pipe {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.io.as_fd()

@@ -153,3 +153,27 @@ fn a_pipe_is_a_futures_io_stream() -> io::Result<()> {
         Ok(())
     })
 }
+
+#[test]
+fn a_pipe_listener_by_path_accepts_pipes_that_carry_fds() -> io::Result<()> {
+    let dir = std::env::temp_dir().join(format!("uvlite-pipe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("sock");
+    let _ = std::fs::remove_file(&path);
+    let res = util::run(async {
+        let listener = uvlite::PipeListener::bind(&path)?;
+        assert_eq!(listener.path().as_deref(), Some(path.as_path()));
+        let client = Pipe::connect(&path)?;
+        let server = listener.accept().await?;
+        let tcp = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+        client.write2(b"x", tcp.as_fd()).await?;
+        let mut buf = [0u8; 8];
+        assert_eq!(server.read(&mut buf).await?, 1);
+        assert_eq!(server.pending_type(), Some(HandleType::Tcp));
+        let got = TcpListener::from_fd(server.accept_pending().unwrap())?;
+        assert_eq!(got.local_addr()?, tcp.local_addr()?);
+        Ok(())
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    res
+}
