@@ -147,6 +147,11 @@ impl Executor {
         self.live.get() - self.unreferenced.get()
     }
 
+    #[inline]
+    pub(crate) fn has_ready_tasks(&self) -> bool {
+        !self.table.borrow().ready.is_empty()
+    }
+
     pub(crate) fn has_ready(&self) -> bool {
         self.main_woken.get() || !self.table.borrow().ready.is_empty()
     }
@@ -273,6 +278,7 @@ impl Executor {
     }
 
     /// Polls ready tasks until the queue is empty or `budget` polls were made.
+    #[inline(never)]
     pub(crate) fn run_ready(&self, budget: usize) {
         for _ in 0..budget {
             // One borrow pops the index and takes the task out of its slot.

@@ -93,13 +93,28 @@ impl Inner {
     }
 
     /// Fires the due timers, reading the clock only if a timer exists.
-    #[inline]
+    #[inline(always)]
     fn fire_timers(&self) {
+        if self.timers.borrow().next_deadline().is_some() {
+            self.fire_due_timers();
+        }
+    }
+
+    #[inline(never)]
+    fn fire_due_timers(&self) {
         let mut timers = self.timers.borrow_mut();
         if let Some(next) = timers.next_deadline()
             && next <= self.now()
         {
             timers.fire(self.now());
+        }
+    }
+
+    /// Runs the ready tasks, if there are any (the check is inlined into the turn).
+    #[inline(always)]
+    fn run_ready(&self) {
+        if self.exec.has_ready_tasks() {
+            self.exec.run_ready(TASK_BUDGET);
         }
     }
 
@@ -133,7 +148,7 @@ impl Inner {
     fn turn(&self, block: bool) -> io::Result<()> {
         self.update_time();
         self.fire_timers();
-        self.exec.run_ready(TASK_BUDGET);
+        self.run_ready();
         let timeout = if !block || self.has_work() {
             Some(Duration::ZERO)
         } else {
@@ -147,7 +162,7 @@ impl Inner {
             self.update_time();
             self.fire_timers();
         }
-        self.exec.run_ready(TASK_BUDGET);
+        self.run_ready();
         Ok(())
     }
 }
