@@ -183,7 +183,7 @@ mod tests {
                 x = x.wrapping_add(std::hint::black_box(1));
             }
         }
-        assert!(x > 0);
+        std::hint::black_box(x);
         assert!(rss_kib(&[me]) > 0);
     }
 
