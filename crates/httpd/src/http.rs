@@ -986,7 +986,7 @@ pub fn with_date<R>(f: impl FnOnce(&[u8; DATE_LEN]) -> R) -> R {
 /// the seed's `chain(httpServer.decoder, app, httpServer.encoder)(wrapStream(socket))`.
 ///
 /// # Errors
-/// As [`serve_with`].
+/// As `serve_with`: the pipeline's error (the app's, a stream failure, or a panic).
 pub async fn serve<S, A, F>(stream: S, app: A) -> Result<(), codec_chain::Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
