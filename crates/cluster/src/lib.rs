@@ -7,6 +7,7 @@
 )]
 
 mod master;
+pub mod supervisor;
 mod sys;
 mod worker;
 
@@ -16,6 +17,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use supervisor::{Counters, EXIT_CANNOT_BOOT, Supervisor};
 pub use worker::Worker;
 
 /// The environment variable that marks a process as worker number N of its master.
