@@ -23,7 +23,8 @@ Options:
   --listen ADDR            Address to listen on (default 0.0.0.0:8080)
   --workers N              Worker processes (default: one per CPU)
   --app NAME               path: the request's path (default); hello: \"Hello, World!\";
-                           echo: the request as the server read it, as JSON
+                           echo: the request as the server read it, as JSON;
+                           drip: ?chunks=N&size=BYTES&delay=MS streamed slowly
   --access-log PATH        Log requests in Common Log Format to PATH (\"-\": stdout);
                            off by default
 Limits (over a limit: the status in brackets, and the connection closes):
@@ -227,7 +228,9 @@ where
             "--workers" => opts.workers = number(f, &v, 1, 1024)? as usize,
             "--app" => {
                 opts.app = App::from_name(&v).ok_or_else(|| {
-                    bad(format!("--app: unknown app {v:?} (path, hello or echo)"))
+                    bad(format!(
+                        "--app: unknown app {v:?} (path, hello, echo or drip)"
+                    ))
                 })?;
             }
             "--access-log" => {

@@ -14,7 +14,7 @@ use httpd::cli::{self, Command, Options, USAGE};
 use httpd::handler::Handler;
 use httpd::http::{Reader, Writer};
 use httpd::server::{self, Server};
-use httpd::{App, apps, log};
+use httpd::{App, apps, drip, log};
 use uvlite::{sleep, spawn_local, timeout};
 
 fn main() -> ExitCode {
@@ -82,6 +82,7 @@ async fn run_worker(worker: Worker, opts: Options) -> io::Result<()> {
     let res = match opts.app {
         App::Path => serve(&worker, &server, server.accept(listener, apps::path)).await,
         App::Hello => serve(&worker, &server, server.accept(listener, apps::hello)).await,
+        App::Drip => serve(&worker, &server, server.accept(listener, drip::drip)).await,
         App::Echo => {
             let echo = Handler::new(apps::echo);
             let app = move |r: Reader, w: Writer| echo.clone().serve(r, w);
