@@ -41,8 +41,24 @@ pub enum Stop {
         /// When the worker exits at the latest.
         deadline: Instant,
     },
+    /// The master is gone (EOF on the pipe): as `Graceful`, but nothing will replace this
+    /// worker's connections' keep-alive, so idle ones can be closed at once.
+    Orphaned {
+        /// When the worker exits at the latest.
+        deadline: Instant,
+    },
     /// Exit now (`SIGQUIT`); the worker does not wait for the app.
     Fast,
+}
+
+impl Stop {
+    /// The time by which the worker exits (`None` for a fast stop: now).
+    pub fn deadline(&self) -> Option<Instant> {
+        match *self {
+            Stop::Graceful { deadline } | Stop::Orphaned { deadline } => Some(deadline),
+            Stop::Fast => None,
+        }
+    }
 }
 
 /// What a worker gets from its master.
@@ -140,10 +156,15 @@ impl Control {
     fn request_stop(&self, stop: Stop, now: Instant) {
         let merged = match (self.stop.get(), stop) {
             (Some(Stop::Fast), _) | (_, Stop::Fast) => Stop::Fast,
-            (Some(Stop::Graceful { deadline: a }), Stop::Graceful { deadline: b }) => {
-                Stop::Graceful { deadline: a.min(b) }
-            }
             (None, s) => s,
+            (Some(old), new) => {
+                let deadline = old.deadline().min(new.deadline()).unwrap_or(now);
+                if matches!(old, Stop::Orphaned { .. }) || matches!(new, Stop::Orphaned { .. }) {
+                    Stop::Orphaned { deadline }
+                } else {
+                    Stop::Graceful { deadline }
+                }
+            }
         };
         if self.stop.get() == Some(merged) {
             return;
@@ -151,10 +172,9 @@ impl Control {
         self.stop.set(Some(merged));
         // Whatever the app does (a handler stuck in a loop included), SIGALRM ends the
         // process shortly after the deadline.
-        let left = match merged {
-            Stop::Graceful { deadline } => deadline.saturating_duration_since(now),
-            Stop::Fast => Duration::ZERO,
-        };
+        let left = merged
+            .deadline()
+            .map_or(Duration::ZERO, |d| d.saturating_duration_since(now));
         crate::sys::arm_self_kill(left + Duration::from_secs(2));
         for w in self.stop_wakers.borrow_mut().drain(..) {
             w.wake();
@@ -240,7 +260,7 @@ where
         link.poll(cx);
         match link.control.stop.get() {
             Some(Stop::Fast) => return Poll::Ready(Ok(())),
-            Some(Stop::Graceful { deadline: at }) => {
+            Some(Stop::Graceful { deadline: at } | Stop::Orphaned { deadline: at }) => {
                 let sleep = deadline.get_or_insert_with(|| Sleep::new(at));
                 if sleep.deadline() != at {
                     sleep.reset(at);
@@ -322,7 +342,7 @@ impl Link {
                     self.eof = true;
                     control.outbox.borrow_mut().clear();
                     control.request_stop(
-                        Stop::Graceful {
+                        Stop::Orphaned {
                             deadline: now + self.graceful,
                         },
                         now,

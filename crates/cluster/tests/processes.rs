@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     if std::env::var_os("TEST_CLUSTER").is_some() {
         return cluster_main();
     }
-    let tests: [(&str, fn()); 4] = [
+    let tests: [(&str, fn()); 5] = [
         ("sockets_pass_and_a_killed_worker_is_replaced", respawn),
         (
             "a_crash_loop_backs_off_and_the_master_stays_idle",
@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         ),
         ("a_worker_that_cannot_boot_stops_the_master", cannot_boot),
         ("a_stuck_worker_is_killed_and_replaced", stuck),
+        ("a_stuck_worker_dies_with_its_master", orphan),
     ];
     let filter: Vec<String> = std::env::args()
         .skip(1)
@@ -301,5 +302,33 @@ fn stuck() {
     assert!(
         log.contains(&format!("pid {first} sent no heartbeat")),
         "{log}"
+    );
+}
+
+fn orphan() {
+    // A worker stuck in a handler never reads its pipe's EOF: PR_SET_PDEATHSIG arms the
+    // SIGALRM backstop, which ends it within the graceful timeout (2 s here) and a second.
+    let mut m = Master::start("stuck", 1, 60_000);
+    let (_, pid) = m.next_spawn(Duration::from_secs(10)).expect("a worker");
+    std::thread::sleep(Duration::from_millis(300)); // it is stuck now
+    assert!(!is_gone(pid));
+    let killed = Instant::now();
+    let _ = m.child.kill();
+    let _ = m.child.wait();
+    let deadline = killed + Duration::from_secs(8);
+    while !is_gone(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "an orphan survived its master by 8 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "  the stuck orphan was gone {:?} after its master",
+        killed.elapsed()
+    );
+    assert!(
+        killed.elapsed() >= Duration::from_millis(1500),
+        "ended before its grace"
     );
 }

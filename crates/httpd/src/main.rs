@@ -57,7 +57,13 @@ fn main() -> ExitCode {
 async fn run_worker(worker: Worker, opts: Options) -> io::Result<()> {
     if let Some(target) = &opts.access_log {
         // Before ready: a log that cannot be opened is a boot failure (exit code 3).
-        log::init(target)?;
+        log::init(target).map_err(|e| {
+            let what = match target {
+                log::Target::Stdout => "stdout".to_owned(),
+                log::Target::File(p) => p.display().to_string(),
+            };
+            io::Error::new(e.kind(), format!("--access-log {what}: {e}"))
+        })?;
         spawn_local(async {
             loop {
                 sleep(Duration::from_secs(1)).await;
@@ -109,10 +115,13 @@ async fn serve(
         accept.as_mut().poll(cx).map(|r| r.map(|()| Stop::Fast))
     })
     .await?;
-    let Stop::Graceful { deadline } = stop else {
-        return Ok(());
-    };
-    server.drain();
+    match stop {
+        Stop::Fast => return Ok(()),
+        Stop::Graceful { .. } => server.drain(),
+        // The master is gone: in-flight requests finish, idle connections close now.
+        Stop::Orphaned { .. } => server.drain_within(Duration::ZERO),
+    }
+    let deadline = stop.deadline().unwrap_or_else(Instant::now);
     let left = deadline.saturating_duration_since(Instant::now());
     if timeout(left, server.wait_idle()).await.is_err() {
         eprintln!(

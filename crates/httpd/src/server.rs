@@ -16,6 +16,16 @@ use crate::http::{Exchange, HttpError, Reader, Settings, Writer, serve_with};
 /// other workers keep accepting meanwhile).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// While draining, how often connections that were busy when the drain began are looked at
+/// again: one that has finished its response since then gets the short grace below instead
+/// of its idle timeout.
+const REDRAIN_PERIOD: Duration = Duration::from_millis(100);
+
+/// Idle time left to a connection that finishes a response after the drain began (at least
+/// what is left of the drain's own idle grace): a busy client sends its next request at once
+/// and gets it answered with `Connection: close`.
+const AFTER_RESPONSE_GRACE: Duration = Duration::from_millis(500);
+
 /// Default cap on open connections per worker; over it the worker stops accepting until one
 /// closes (the kernel's backlog and the other workers take the rest).
 pub const MAX_CONNECTIONS: usize = 10_000;
@@ -232,16 +242,39 @@ impl Server {
     /// current or next request with `Connection: close`, and connections that stay idle for
     /// the drain grace (`Settings::drain_idle`) are closed.
     pub fn drain(&self) {
+        self.drain_within(self.state.settings.drain_idle);
+    }
+
+    /// As [`drain`](Server::drain), with `idle` in place of the drain grace: `ZERO` closes
+    /// idle connections at once (the supervisor is gone, nothing keeps the server running).
+    /// Only the first call of either has an effect.
+    pub fn drain_within(&self, idle: Duration) {
         let state = &self.state;
         if state.draining.replace(true) {
             return;
         }
         State::wake(&state.accept_waker);
-        let deadline = uvlite::now() + state.settings.drain_idle;
+        let deadline = uvlite::now() + idle;
         let conns: Vec<Rc<Exchange>> = state.conns.borrow().iter().flatten().cloned().collect();
         for ex in conns {
             ex.drain(deadline);
         }
+        // A connection in the middle of a response now closes after it only once its next
+        // idle wait ends: give it the short grace as soon as it is idle (an idle deadline
+        // only ever moves earlier, so connections idle since the drain keep theirs).
+        let state = state.clone();
+        spawn_local(async move {
+            while stats().active > 0 {
+                sleep(REDRAIN_PERIOD).await;
+                let grace = deadline.max(uvlite::now() + AFTER_RESPONSE_GRACE);
+                let conns: Vec<Rc<Exchange>> =
+                    state.conns.borrow().iter().flatten().cloned().collect();
+                for ex in conns {
+                    ex.drain(grace);
+                }
+            }
+        })
+        .detach();
     }
 
     /// Whether [`drain`](Server::drain) was called.
