@@ -4,8 +4,10 @@
 //!   warnings`, and every test of the workspace.
 //! - `cargo xtask ci`: what `.ci/run` calls: `test`, the docs with warnings denied, and tidy.
 //! - `cargo xtask tidy`: house rules no compiler checks (see `tidy.rs`).
+//! - `cargo xtask balance`: how evenly httpd's workers share the load (see `balance.rs`).
 #![forbid(unsafe_code)]
 
+mod balance;
 mod tidy;
 
 use std::env;
@@ -23,6 +25,8 @@ Tasks:
   ci      test, then docs with warnings denied, then tidy (what .ci/run runs);
           --skip-test leaves out the `test` part when it has just run
   tidy    check the house rules (unsafe only in sys.rs, SAFETY comments, forbid headers)
+  balance per-worker requests, connections and CPU under load, and their coefficient of
+          variation; `cargo xtask balance --help` for the options
 ";
 
 fn main() -> ExitCode {
@@ -31,6 +35,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("ci") => ci(env::args().any(|a| a == "--skip-test")),
         Some("tidy") => tidy::run(&root()),
+        Some("balance") => return balance::main(&root(), env::args().skip(2)),
         Some("-h" | "--help") => {
             print!("{HELP}");
             return ExitCode::SUCCESS;

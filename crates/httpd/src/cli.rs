@@ -53,6 +53,8 @@ Supervision (the master; see docs/operating.md):
                            connections evenly, but connections queued on a worker that
                            exits (reload, crash) are reset; off by default
   --pid-file PATH          Write the master's pid to PATH once its workers are ready
+  --accept-batch N         Connections a worker accepts in a row before it serves them
+                           (default 16; 0: until the queue is empty)
   -h, --help               Print this help and exit
 
 Signals to the master: TERM or INT drains the workers (in-flight requests finish with
@@ -88,6 +90,8 @@ pub struct Options {
     pub reuseport: bool,
     /// `--pid-file`.
     pub pid_file: Option<PathBuf>,
+    /// `--accept-batch` (0: no limit).
+    pub accept_batch: usize,
 }
 
 /// What the command line asks for.
@@ -168,6 +172,7 @@ where
         status: None,
         reuseport: false,
         pid_file: None,
+        accept_batch: crate::server::ACCEPT_BATCH,
     };
     let limits: &mut Limits = &mut opts.settings.limits;
     let mut limits_v = *limits;
@@ -206,6 +211,7 @@ where
             "--worker-timeout",
             "--status",
             "--pid-file",
+            "--accept-batch",
         ];
         if !known.contains(&flag.as_str()) {
             return Err(bad(format!("unknown argument {arg:?}")));
@@ -272,6 +278,7 @@ where
                 );
             }
             "--pid-file" => opts.pid_file = Some(PathBuf::from(v)),
+            "--accept-batch" => opts.accept_batch = number(f, &v, 0, 1 << 20)? as usize,
             _ => unreachable!("every known flag is handled"),
         }
     }
@@ -350,6 +357,8 @@ mod tests {
         assert_eq!(o.status, Some("127.0.0.1:9090".parse().unwrap()));
         assert!(o.reuseport);
         assert_eq!(o.pid_file, Some(PathBuf::from("/run/httpd.pid")));
+        assert_eq!(o.accept_batch, 16);
+        assert_eq!(run(&["--accept-batch", "0"]).unwrap().accept_batch, 0);
         assert!(run(&["--status", "nowhere"]).is_err());
         assert!(run(&["--worker-timeout", "soon"]).is_err());
         assert!(run(&["--reuseport=yes"]).is_err());

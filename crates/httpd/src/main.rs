@@ -75,7 +75,8 @@ async fn run_worker(worker: Worker, opts: Options) -> io::Result<()> {
     let server = Server::new(
         opts.settings.clone().with_uvlite_clock(),
         opts.max_connections,
-    );
+    )
+    .with_accept_batch(opts.accept_batch);
     worker.report_with(|| {
         let s = server::stats();
         Counters {

@@ -4,6 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::future::{Future, poll_fn};
 use std::io;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -25,6 +26,16 @@ const REDRAIN_PERIOD: Duration = Duration::from_millis(100);
 /// what is left of the drain's own idle grace): a busy client sends its next request at once
 /// and gets it answered with `Connection: close`.
 const AFTER_RESPONSE_GRACE: Duration = Duration::from_millis(500);
+
+/// Connections a worker accepts in a row before it lets its connection tasks run (and the
+/// other workers, woken by the same readiness, take their share of the queue); 0 means
+/// "until the queue is empty". See docs/benchmarks.md, "Balance".
+pub const ACCEPT_BATCH: usize = 16;
+
+/// nginx's self-throttle: a worker with more than 7/8 of its connection cap open waits this
+/// long (or until one of its connections closes) before each accept, so that workers with
+/// room take the queue first; it still accepts if nobody else does.
+const THROTTLE_PAUSE: Duration = Duration::from_millis(20);
 
 /// Default cap on open connections per worker; over it the worker stops accepting until one
 /// closes (the kernel's backlog and the other workers take the rest).
@@ -65,6 +76,8 @@ pub(crate) fn count_request() {
 struct State {
     settings: Rc<Settings>,
     max_connections: usize,
+    /// [`ACCEPT_BATCH`], or as set by [`Server::with_accept_batch`].
+    accept_batch: Cell<usize>,
     conns: RefCell<Vec<Option<Rc<Exchange>>>>,
     free: RefCell<Vec<usize>>,
     draining: Cell<bool>,
@@ -140,6 +153,7 @@ impl Server {
             state: Rc::new(State {
                 settings: Rc::new(settings),
                 max_connections: max_connections.max(1),
+                accept_batch: Cell::new(ACCEPT_BATCH),
                 conns: RefCell::new(Vec::new()),
                 free: RefCell::new(Vec::new()),
                 draining: Cell::new(false),
@@ -147,6 +161,13 @@ impl Server {
                 idle_waker: RefCell::new(None),
             }),
         }
+    }
+
+    /// This server accepting at most `n` connections in a row before it yields ([`ACCEPT_BATCH`];
+    /// 0: until the queue is empty).
+    pub fn with_accept_batch(self, n: usize) -> Server {
+        self.state.accept_batch.set(n);
+        self
     }
 
     /// The connection settings.
@@ -166,6 +187,8 @@ impl Server {
     {
         let app = Rc::new(app);
         let state = &self.state;
+        let throttle_mark = state.max_connections - state.max_connections / 8;
+        let mut in_a_row = 0;
         loop {
             // Wait for room under the cap, or for draining.
             poll_fn(|cx| {
@@ -177,19 +200,46 @@ impl Server {
                 }
             })
             .await;
+            if stats().active >= throttle_mark && !state.draining.get() {
+                // Near the cap: give workers with room the first go at the queue.
+                let mut pause = uvlite::Sleep::new(uvlite::now() + THROTTLE_PAUSE);
+                poll_fn(|cx| {
+                    let room = stats().active < throttle_mark;
+                    if room || state.draining.get() || Pin::new(&mut pause).poll(cx).is_ready() {
+                        return Poll::Ready(());
+                    }
+                    *state.accept_waker.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                })
+                .await;
+            }
+            let mut waited = false;
             let accepted = poll_fn(|cx| {
                 if state.draining.get() {
                     return Poll::Ready(None);
                 }
                 *state.accept_waker.borrow_mut() = Some(cx.waker().clone());
-                listener.poll_accept(cx).map(Some)
+                let res = listener.poll_accept(cx).map(Some);
+                waited |= res.is_pending();
+                res
             })
             .await;
+            if waited {
+                in_a_row = 0;
+            }
             match accepted {
                 None => return Ok(()),
                 Some(Ok((stream, peer))) => {
                     let _ = stream.set_nodelay(true);
                     self.spawn_connection(stream, peer, app.clone());
+                    in_a_row += 1;
+                    let batch = state.accept_batch.get();
+                    if batch > 0 && in_a_row >= batch {
+                        // Let the new connections' tasks run; the listener stays marked
+                        // ready (no WouldBlock seen), so the loop comes back to it.
+                        in_a_row = 0;
+                        yield_now().await;
+                    }
                 }
                 Some(Err(e)) if is_fatal(&e) => return Err(e),
                 Some(Err(e)) if is_out_of_fds(&e) => {
@@ -294,6 +344,21 @@ impl Server {
         })
         .await;
     }
+}
+
+/// Lets every other ready task run once before this one goes on.
+async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await;
 }
 
 /// `EBADF`, `EINVAL`, `ENOTSOCK`: the listener itself is broken.
