@@ -27,7 +27,7 @@ use crate::DynError;
 
 const HELP: &str = "\
 Usage: cargo xtask balance [--workers N] [--seconds S] [--runs R] [--variants LIST]
-                           [--scenarios LIST]
+                           [--scenarios LIST] [--httpd PATH]...
 
 Runs the release httpd under each scenario and variant and prints the coefficient of
 variation of per-worker requests, connections and CPU (docs/benchmarks.md, \"Balance\").
@@ -37,6 +37,8 @@ variation of per-worker requests, connections and CPU (docs/benchmarks.md, \"Bal
   --variants LIST   comma-separated: shared, batch1, batch4, unbounded, reuseport
                     (default shared,reuseport); each is a set of httpd flags, see VARIANTS
   --scenarios LIST  comma-separated: heavy, keepalive, light, nearcap (default all)
+  --httpd PATH      run this binary instead of building target/release/httpd; give it
+                    more than once to compare builds (A/B) in the same sitting
 ";
 
 /// Variant name → extra httpd flags.
@@ -64,6 +66,7 @@ struct Options {
     runs: usize,
     variants: Vec<String>,
     scenarios: Vec<String>,
+    binaries: Vec<std::path::PathBuf>,
 }
 
 fn run(root: &Path, args: impl Iterator<Item = String>) -> Result<(), DynError> {
@@ -75,6 +78,7 @@ fn run(root: &Path, args: impl Iterator<Item = String>) -> Result<(), DynError> 
         scenarios: ["heavy", "keepalive", "light", "nearcap"]
             .map(String::from)
             .to_vec(),
+        binaries: Vec::new(),
     };
     let mut args = args.peekable();
     while let Some(a) = args.next() {
@@ -85,6 +89,7 @@ fn run(root: &Path, args: impl Iterator<Item = String>) -> Result<(), DynError> 
             "--runs" => o.runs = value()?.parse()?,
             "--variants" => o.variants = value()?.split(',').map(str::to_owned).collect(),
             "--scenarios" => o.scenarios = value()?.split(',').map(str::to_owned).collect(),
+            "--httpd" => o.binaries.push(value()?.into()),
             "-h" | "--help" => {
                 print!("{HELP}");
                 return Ok(());
@@ -97,14 +102,16 @@ fn run(root: &Path, args: impl Iterator<Item = String>) -> Result<(), DynError> 
             return Err(format!("unknown variant {v:?}").into());
         }
     }
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .current_dir(root)
-        .args(["build", "--release", "-p", "httpd", "--bin", "httpd"])
-        .status()?;
-    if !status.success() {
-        return Err("cargo build --release -p httpd failed".into());
+    if o.binaries.is_empty() {
+        let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .current_dir(root)
+            .args(["build", "--release", "-p", "httpd", "--bin", "httpd"])
+            .status()?;
+        if !status.success() {
+            return Err("cargo build --release -p httpd failed".into());
+        }
+        o.binaries.push(root.join("target/release/httpd"));
     }
-    let httpd = root.join("target/release/httpd");
     let wrk = Command::new("wrk")
         .arg("--version")
         .stdout(Stdio::null())
@@ -117,23 +124,30 @@ fn run(root: &Path, args: impl Iterator<Item = String>) -> Result<(), DynError> 
         o.seconds,
         if wrk { "wrk" } else { "client threads" }
     );
+    for (i, b) in o.binaries.iter().enumerate() {
+        println!("# binary {}: {}", i + 1, b.display());
+    }
     println!(
-        "| scenario | variant | run | req/s | requests CV | max/mean | connections CV | CPU CV | per-worker requests |"
+        "| scenario | variant | bin | run | req/s | requests CV | max/mean | connections CV | CPU CV | per-worker requests |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for scenario in &o.scenarios {
         for variant in &o.variants {
             for run in 1..=o.runs {
-                let r = measure(&httpd, &o, scenario, variant, wrk)?;
-                println!(
-                    "| {scenario} | {variant} | {run} | {:.0} | {:.3} | {:.2} | {:.3} | {:.3} | {:?} |",
-                    r.rate,
-                    cv(&r.requests),
-                    max_over_mean(&r.requests),
-                    cv(&r.accepted),
-                    cv(&r.cpu),
-                    r.requests
-                );
+                // Binaries alternate within a run, so an A/B shares the machine's moods.
+                for (bin, httpd) in o.binaries.iter().enumerate() {
+                    let r = measure(httpd, &o, scenario, variant, wrk)?;
+                    println!(
+                        "| {scenario} | {variant} | {} | {run} | {:.0} | {:.3} | {:.2} | {:.3} | {:.3} | {:?} |",
+                        bin + 1,
+                        r.rate,
+                        cv(&r.requests),
+                        max_over_mean(&r.requests),
+                        cv(&r.accepted),
+                        cv(&r.cpu),
+                        r.requests
+                    );
+                }
             }
         }
     }

@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     if std::env::var_os("TEST_CLUSTER").is_some() {
         return cluster_main();
     }
-    let tests: [(&str, fn()); 5] = [
+    let tests: [(&str, fn()); 6] = [
         ("sockets_pass_and_a_killed_worker_is_replaced", respawn),
         (
             "a_crash_loop_backs_off_and_the_master_stays_idle",
@@ -24,6 +24,10 @@ fn main() -> ExitCode {
         ("a_worker_that_cannot_boot_stops_the_master", cannot_boot),
         ("a_stuck_worker_is_killed_and_replaced", stuck),
         ("a_stuck_worker_dies_with_its_master", orphan),
+        (
+            "a_stopped_master_does_not_kill_healthy_workers",
+            stopped_master,
+        ),
     ];
     let filter: Vec<String> = std::env::args()
         .skip(1)
@@ -331,4 +335,22 @@ fn orphan() {
         killed.elapsed() >= Duration::from_millis(1500),
         "ended before its grace"
     );
+}
+
+fn stopped_master() {
+    // unicorn's heartbeat-timeout test: SIGSTOP the master past the worker timeout; when it
+    // resumes it reads the heartbeats queued meanwhile before it judges any worker late.
+    let m = Master::start("serve", 1, 1_000);
+    let (_, pid) = m.next_spawn(Duration::from_secs(10)).expect("a worker");
+    while m.ask() != Some(pid) {}
+    kill(m.child.id(), libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(2500));
+    kill(m.child.id(), libc::SIGCONT);
+    assert!(
+        m.next_spawn(Duration::from_millis(2000)).is_none(),
+        "a worker was replaced after the master resumed: {:?}",
+        m.stderr_lines()
+    );
+    assert!(!is_gone(pid));
+    assert_eq!(m.ask(), Some(pid));
 }
