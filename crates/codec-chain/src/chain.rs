@@ -103,6 +103,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
                 Poll::Pending => {
                     let shared = &self.half.shared;
                     if phase == Phase::Idle {
+                        // Hold no buffer while idle (a pool gives one back on the next read).
+                        self.half.buf.release();
                         *shared.control.idle_waker.borrow_mut() = Some(cx.waker().clone());
                     }
                     if shared.poll_deadline(cx, phase, since).is_ready() {

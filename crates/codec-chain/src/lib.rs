@@ -4,6 +4,7 @@
 
 mod buffer;
 mod chain;
+mod pool;
 mod stream;
 pub mod testing;
 mod time;

@@ -210,7 +210,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
 
     /// Runs `f` on the output queue (for encoders).
     pub(crate) fn with_out<R>(&self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-        f(&mut self.out.borrow_mut())
+        let mut out = self.out.borrow_mut();
+        if out.capacity() == 0 {
+            *out = crate::pool::take_write();
+        }
+        f(&mut out)
     }
 
     /// Writes queued bytes until the queue is empty.
@@ -254,7 +258,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
             }
         }
         if self.sent.get() == out.len() {
-            out.clear();
+            // Everything is with the kernel: give the queue back until the next answer.
+            crate::pool::give_write(std::mem::take(&mut *out));
             self.sent.set(0);
         } else if self.sent.get() > out.len() / 2 {
             out.drain(..self.sent.get());

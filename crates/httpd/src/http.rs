@@ -275,6 +275,9 @@ pub enum HttpError {
     Http(codec_http::Error),
     /// The connection failed or timed out.
     Io(io::Error),
+    /// The server refuses the request with this status (e.g. 501 for CONNECT: this server
+    /// is not a proxy), answers it and closes.
+    Refused(u16),
 }
 
 impl fmt::Display for HttpError {
@@ -282,6 +285,7 @@ impl fmt::Display for HttpError {
         match self {
             HttpError::Http(e) => write!(f, "{e} ({})", e.status_hint()),
             HttpError::Io(e) => write!(f, "{e}"),
+            HttpError::Refused(status) => write!(f, "request refused with {status}"),
         }
     }
 }
@@ -316,6 +320,8 @@ pub(crate) struct Exchange {
     body_left: Cell<Option<u64>>,
     /// The request failed to decode; the server answers it.
     decode_error: Cell<Option<codec_http::Error>>,
+    /// The server refused the request with this status; it answers it.
+    refused: Cell<Option<u16>>,
     /// A response head was written and its body is not finished.
     in_body: Cell<bool>,
     /// Body bytes of the current response are dropped (a HEAD request).
@@ -346,6 +352,7 @@ impl Exchange {
             body_done: Cell::new(true),
             body_left: Cell::new(Some(0)),
             decode_error: Cell::new(None),
+            refused: Cell::new(None),
             in_body: Cell::new(false),
             discard: Cell::new(false),
             answered: Cell::new(true),
@@ -481,6 +488,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Decoder for HttpDecoder<S> {
             Ok(d) => d,
             Err(e) => {
                 ex.decode_error.set(Some(e));
+                if log::enabled() && ex.answered.get() {
+                    // A head that could not be read: log its first line as it came.
+                    let bytes = src.as_slice();
+                    let end = memchr_line(bytes).min(1024);
+                    let mut line = ex.request_line.borrow_mut();
+                    line.clear();
+                    line.extend_from_slice(&bytes[..end]);
+                    ex.answered.set(false);
+                }
                 return Err(e.into());
             }
         };
@@ -489,6 +505,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Decoder for HttpDecoder<S> {
             None => None,
             Some(Event::Head(head)) => {
                 ex.begin(&head, self.settings.max_requests);
+                if head.method() == "CONNECT" {
+                    // An origin server does not tunnel (RFC 9110 §9.3.6): refuse, and read
+                    // nothing more from this connection.
+                    ex.refused.set(Some(501));
+                    src.consume(consumed);
+                    return Err(HttpError::Refused(501));
+                }
                 Some(Item::Head(Request::from_head(&head)))
             }
             Some(Event::Body(bytes)) => {
@@ -528,6 +551,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Decoder for HttpDecoder<S> {
     fn in_payload(&self) -> bool {
         !self.inner.is_idle() && !self.inner.in_head()
     }
+}
+
+/// The length of the first line of `bytes` (without its line end).
+fn memchr_line(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(bytes.len())
 }
 
 /// Reading whole requests and bodies, for apps that do not want item-level control.
@@ -1005,6 +1036,7 @@ where
         move |r, w| async move {
             let res = app(r, w).await;
             let status = match (exchange.decode_error.get(), handle.timed_out()) {
+                _ if exchange.refused.get().is_some() => exchange.refused.get(),
                 (Some(e), _) if e.kind() != ErrorKind::UnexpectedEof => Some(e.status_hint()),
                 (_, Some(Phase::Item)) => Some(408),
                 (Some(_), _) | (_, Some(_)) => None,

@@ -29,7 +29,8 @@ const AFTER_RESPONSE_GRACE: Duration = Duration::from_millis(500);
 
 /// Connections a worker accepts in a row before it lets its connection tasks run (and the
 /// other workers, woken by the same readiness, take their share of the queue); 0 means
-/// "until the queue is empty". See docs/benchmarks.md, "Balance".
+/// "until the queue is empty". Set on the listener (`uvlite::TcpListener::set_accept_batch`).
+/// See docs/benchmarks.md, "Balance".
 pub const ACCEPT_BATCH: usize = 16;
 
 /// nginx's self-throttle: a worker with more than 7/8 of its connection cap open waits this
@@ -188,7 +189,12 @@ impl Server {
         let app = Rc::new(app);
         let state = &self.state;
         let throttle_mark = state.max_connections - state.max_connections / 8;
-        let mut in_a_row = 0;
+        // uvlite yields after this many accepts in a row, and comes back without a new event.
+        let batch = match state.accept_batch.get() {
+            0 => u32::MAX,
+            n => u32::try_from(n).unwrap_or(u32::MAX),
+        };
+        listener.set_accept_batch(batch);
         loop {
             // Wait for room under the cap, or for draining.
             poll_fn(|cx| {
@@ -213,33 +219,19 @@ impl Server {
                 })
                 .await;
             }
-            let mut waited = false;
             let accepted = poll_fn(|cx| {
                 if state.draining.get() {
                     return Poll::Ready(None);
                 }
                 *state.accept_waker.borrow_mut() = Some(cx.waker().clone());
-                let res = listener.poll_accept(cx).map(Some);
-                waited |= res.is_pending();
-                res
+                listener.poll_accept(cx).map(Some)
             })
             .await;
-            if waited {
-                in_a_row = 0;
-            }
             match accepted {
                 None => return Ok(()),
                 Some(Ok((stream, peer))) => {
                     let _ = stream.set_nodelay(true);
                     self.spawn_connection(stream, peer, app.clone());
-                    in_a_row += 1;
-                    let batch = state.accept_batch.get();
-                    if batch > 0 && in_a_row >= batch {
-                        // Let the new connections' tasks run; the listener stays marked
-                        // ready (no WouldBlock seen), so the loop comes back to it.
-                        in_a_row = 0;
-                        yield_now().await;
-                    }
                 }
                 Some(Err(e)) if is_fatal(&e) => return Err(e),
                 Some(Err(e)) if is_out_of_fds(&e) => {
@@ -344,21 +336,6 @@ impl Server {
         })
         .await;
     }
-}
-
-/// Lets every other ready task run once before this one goes on.
-async fn yield_now() {
-    let mut yielded = false;
-    poll_fn(|cx| {
-        if yielded {
-            Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    })
-    .await;
 }
 
 /// `EBADF`, `EINVAL`, `ENOTSOCK`: the listener itself is broken.
