@@ -341,3 +341,45 @@ fn usr2_upgrades_the_binary_without_a_failed_request_and_rolls_back_a_bad_one() 
     assert!(log.contains("upgrade failed"), "{log}");
     assert_eq!(inode_after, Some(inode), "the listening socket changed");
 }
+
+/// The `flags:` of the fd of `pid` that is the socket `inode` (octal, from fdinfo).
+fn socket_flags(pid: u32, inode: u64) -> Option<u32> {
+    let want = format!("socket:[{inode}]");
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
+        if std::fs::read_link(entry.path()).ok()?.to_string_lossy() == want {
+            let fd = entry.file_name();
+            let info =
+                std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.to_string_lossy()))
+                    .ok()?;
+            let flags = info.lines().find_map(|l| l.strip_prefix("flags:"))?;
+            return u32::from_str_radix(flags.trim(), 8).ok();
+        }
+    }
+    None
+}
+
+#[test]
+fn the_shared_socket_stays_non_blocking_through_reloads() {
+    let mut server = Server::start(2, &["--graceful-timeout", "5"]);
+    let inode = listening_inode(server.addr.port()).unwrap();
+    signal(server.master_pid(), libc::SIGHUP);
+    let new = next_workers(&server, 2, Duration::from_secs(10));
+    assert_eq!(new.len(), 2);
+    server.workers.extend(new.iter().map(|w| w.1));
+    // O_NONBLOCK is a flag of the open file description that master and workers share:
+    // nobody may clear it, or every worker's accept would block.
+    for pid in [server.master_pid(), new[0].1, new[1].1] {
+        // A new worker gets the socket a moment after it starts.
+        assert!(eventually(Duration::from_secs(10), || socket_flags(
+            pid, inode
+        )
+        .is_some()));
+        let flags = socket_flags(pid, inode).expect("the process holds the socket");
+        assert_ne!(
+            flags & libc::O_NONBLOCK as u32,
+            0,
+            "pid {pid}: flags {flags:o}"
+        );
+    }
+    assert_eq!(listening_inode(server.addr.port()), Some(inode));
+}
