@@ -169,7 +169,11 @@ fn adopt_listener(fd: i32, from: &str) -> Result<TcpListener, Error> {
     let owned = crate::sys::adopt_inherited_fd(fd).map_err(|e| bad(format!("{e}")))?;
     let listener =
         TcpListener::from_fd(owned).map_err(|_| bad("is not a TCP socket".to_owned()))?;
-    if !listener.is_listening() {
+    // A master with --reuseport holds its socket bound but not listening (each worker listens
+    // on its own); from an upgrading master, that is what to expect.
+    let reuseport_master =
+        from == UPGRADE_ENV && socket::getsockopt(&listener, sockopt::ReusePort).unwrap_or(false);
+    if !listener.is_listening() && !reuseport_master {
         return Err(bad("is a TCP socket that is not listening".to_owned()));
     }
     Ok(listener)

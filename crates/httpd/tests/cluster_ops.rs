@@ -383,3 +383,51 @@ fn the_shared_socket_stays_non_blocking_through_reloads() {
     }
     assert_eq!(listening_inode(server.addr.port()), Some(inode));
 }
+
+/// The inodes of every socket listening on `port`.
+fn listening_inodes(port: u16) -> Vec<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local_port = u16::from_str_radix(f[1].rsplit(':').next().unwrap(), 16).unwrap();
+            (local_port == port && f[3] == "0A").then(|| f[9].parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn with_reuseport_each_worker_listens_on_its_own_socket() {
+    let server = Server::start(2, &["--reuseport"]);
+    let port = server.addr.port();
+    assert!(eventually(Duration::from_secs(10), || listening_inodes(
+        port
+    )
+    .len()
+        == 2));
+    let inodes = listening_inodes(port);
+    for (i, &pid) in server.workers.iter().enumerate() {
+        let held: Vec<u64> = inodes
+            .iter()
+            .copied()
+            .filter(|&ino| socket_flags(pid, ino).is_some())
+            .collect();
+        assert_eq!(held.len(), 1, "worker {i} holds {held:?} of {inodes:?}");
+    }
+    // The master's socket reserves the port but does not listen: it takes no share.
+    assert!(
+        inodes
+            .iter()
+            .all(|&ino| socket_flags(server.master_pid(), ino).is_none())
+    );
+    for i in 0..20 {
+        let mut c = Conn::new(server.connect());
+        c.send(format!("GET /rp/{i} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes());
+        assert_eq!(
+            c.read_response(false).unwrap().body,
+            format!("/rp/{i}\n").as_bytes()
+        );
+    }
+}
