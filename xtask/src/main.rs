@@ -5,8 +5,10 @@
 //! - `cargo xtask ci`: what `.ci/run` calls: `test`, the docs with warnings denied, and tidy.
 //! - `cargo xtask tidy`: house rules no compiler checks (see `tidy.rs`).
 //! - `cargo xtask bench`: httpd beside the raw reference server and its peers (see `bench.rs`).
+//! - `cargo xtask balance`: how evenly httpd's workers share the load (see `balance.rs`).
 #![forbid(unsafe_code)]
 
+mod balance;
 mod bench;
 mod conformance;
 mod json;
@@ -32,6 +34,8 @@ Tasks:
           (default DIR: ../shared/conformance beside the checkout, skipped if absent)
   bench   httpd beside the raw reference server (and nginx with --vs nginx) under wrk, plus
           memory, allocations and criterion; `cargo xtask bench --help` for the options
+  balance per-worker requests, connections and CPU under load, and their coefficient of
+          variation; `cargo xtask balance --help` for the options
 ";
 
 fn main() -> ExitCode {
@@ -42,6 +46,7 @@ fn main() -> ExitCode {
         Some("tidy") => tidy::run(&root()),
         Some("conformance") => conformance::run(&env::args().skip(2).collect::<Vec<_>>()),
         Some("bench") => return bench::main(&root(), env::args().skip(2)),
+        Some("balance") => return balance::main(&root(), env::args().skip(2)),
         Some("-h" | "--help") => {
             print!("{HELP}");
             return ExitCode::SUCCESS;

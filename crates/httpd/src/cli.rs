@@ -23,7 +23,8 @@ Options:
   --listen ADDR            Address to listen on (default 0.0.0.0:8080)
   --workers N              Worker processes (default: one per CPU)
   --app NAME               path: the request's path (default); hello: \"Hello, World!\";
-                           echo: the request as the server read it, as JSON
+                           echo: the request as the server read it, as JSON;
+                           drip: ?chunks=N&size=BYTES&delay=MS streamed slowly
   --access-log PATH        Log requests in Common Log Format to PATH (\"-\": stdout);
                            off by default
 Limits (over a limit: the status in brackets, and the connection closes):
@@ -43,11 +44,26 @@ Deadlines (SECS may be fractional, or end in ms; 0 turns one off):
   --send-timeout SECS      Without the client taking any response bytes (default 30)
   --linger SECS            After the last response, for the client to close (default 5)
   --graceful-timeout SECS  On SIGTERM, time to finish in-flight requests (default 30)
+Supervision (the master; see docs/operating.md):
+  --worker-timeout SECS    A worker silent this long (no heartbeat) is killed and replaced;
+                           also the time a new worker has to become ready (default 30)
+  --status ADDR            Serve the master's table of workers (pid, state, restarts,
+                           connections, requests) over HTTP on ADDR; 503 while stopping
+  --reuseport              Give each worker its own SO_REUSEPORT socket: the kernel spreads
+                           connections evenly, but connections queued on a worker that
+                           exits (reload, crash) are reset; off by default
+  --pid-file PATH          Write the master's pid to PATH once its workers are ready
+  --accept-batch N         Connections a worker accepts in a row before it serves them
+                           (default 16; 0: until the queue is empty)
   -h, --help               Print this help and exit
 
-Signals to the master: SIGTERM or SIGINT drains the workers (in-flight requests finish with
-Connection: close, idle connections close) and exits 0.
-Exit codes: 0 stopped cleanly, 1 runtime failure (e.g. address in use), 2 bad usage.";
+Signals to the master: TERM or INT drains the workers (in-flight requests finish with
+Connection: close, idle connections close) and exits 0; QUIT stops them at once; HUP starts
+new workers and drains each old one once its replacement is ready; TTIN/TTOU add/remove a
+worker; USR2 starts the binary on disk as a new master on the same socket, and this one
+drains once the new one's workers are ready; USR1 prints the table of workers to stderr.
+Exit codes: 0 stopped cleanly, 1 runtime failure (e.g. address in use, a worker that cannot
+boot), 2 bad usage; a worker exits 3 when it cannot boot, and is then not respawned.";
 
 /// A parsed command line.
 #[derive(Clone, Debug)]
@@ -66,6 +82,16 @@ pub struct Options {
     pub graceful_timeout: Duration,
     /// Everything that shapes a connection.
     pub settings: Settings,
+    /// `--worker-timeout` (`None`: off).
+    pub worker_timeout: Option<Duration>,
+    /// `--status`.
+    pub status: Option<SocketAddr>,
+    /// `--reuseport`.
+    pub reuseport: bool,
+    /// `--pid-file`.
+    pub pid_file: Option<PathBuf>,
+    /// `--accept-batch` (0: no limit).
+    pub accept_batch: usize,
 }
 
 /// What the command line asks for.
@@ -142,6 +168,11 @@ where
         max_connections: crate::server::MAX_CONNECTIONS,
         graceful_timeout: Duration::from_secs(30),
         settings: Settings::default(),
+        worker_timeout: Some(cluster::WORKER_TIMEOUT),
+        status: None,
+        reuseport: false,
+        pid_file: None,
+        accept_batch: crate::server::ACCEPT_BATCH,
     };
     let limits: &mut Limits = &mut opts.settings.limits;
     let mut limits_v = *limits;
@@ -154,6 +185,10 @@ where
         };
         if flag == "-h" || flag == "--help" {
             return Ok(Command::Help);
+        }
+        if flag == "--reuseport" && inline.is_none() {
+            opts.reuseport = true;
+            continue;
         }
         let known = [
             "--listen",
@@ -173,6 +208,10 @@ where
             "--send-timeout",
             "--linger",
             "--graceful-timeout",
+            "--worker-timeout",
+            "--status",
+            "--pid-file",
+            "--accept-batch",
         ];
         if !known.contains(&flag.as_str()) {
             return Err(bad(format!("unknown argument {arg:?}")));
@@ -195,7 +234,9 @@ where
             "--workers" => opts.workers = number(f, &v, 1, 1024)? as usize,
             "--app" => {
                 opts.app = App::from_name(&v).ok_or_else(|| {
-                    bad(format!("--app: unknown app {v:?} (path, hello or echo)"))
+                    bad(format!(
+                        "--app: unknown app {v:?} (path, hello, echo or drip)"
+                    ))
                 })?;
             }
             "--access-log" => {
@@ -225,6 +266,19 @@ where
             "--graceful-timeout" => {
                 opts.graceful_timeout = duration(f, &v)?.unwrap_or(Duration::ZERO);
             }
+            "--worker-timeout" => opts.worker_timeout = duration(f, &v)?,
+            "--status" => {
+                opts.status = Some(
+                    v.to_socket_addrs()
+                        .ok()
+                        .and_then(|mut a| a.next())
+                        .ok_or_else(|| {
+                            bad(format!("--status: invalid address {v:?} (want HOST:PORT)"))
+                        })?,
+                );
+            }
+            "--pid-file" => opts.pid_file = Some(PathBuf::from(v)),
+            "--accept-batch" => opts.accept_batch = number(f, &v, 0, 1 << 20)? as usize,
             _ => unreachable!("every known flag is handled"),
         }
     }
@@ -280,6 +334,34 @@ mod tests {
         assert_eq!(o.settings.max_requests, Some(7));
         assert_eq!(o.access_log, Some(Target::Stdout));
         assert!(matches!(parse(["--help"]).unwrap(), Command::Help));
+    }
+
+    #[test]
+    fn supervision_flags() {
+        let o = run(&[]).unwrap();
+        assert_eq!(o.worker_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(
+            (o.status, o.reuseport, o.pid_file.clone()),
+            (None, false, None)
+        );
+        let o = run(&[
+            "--worker-timeout",
+            "0",
+            "--status",
+            "127.0.0.1:9090",
+            "--reuseport",
+            "--pid-file=/run/httpd.pid",
+        ])
+        .unwrap();
+        assert_eq!(o.worker_timeout, None);
+        assert_eq!(o.status, Some("127.0.0.1:9090".parse().unwrap()));
+        assert!(o.reuseport);
+        assert_eq!(o.pid_file, Some(PathBuf::from("/run/httpd.pid")));
+        assert_eq!(o.accept_batch, 16);
+        assert_eq!(run(&["--accept-batch", "0"]).unwrap().accept_batch, 0);
+        assert!(run(&["--status", "nowhere"]).is_err());
+        assert!(run(&["--worker-timeout", "soon"]).is_err());
+        assert!(run(&["--reuseport=yes"]).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod apps;
 pub mod cli;
+pub mod drip;
 pub mod handler;
 pub mod http;
 pub mod log;
@@ -20,6 +21,8 @@ pub enum App {
     Hello,
     /// The request as the server read it, as JSON.
     Echo,
+    /// A slow streamed response, for draining tests ([`drip`]).
+    Drip,
 }
 
 impl App {
@@ -29,6 +32,7 @@ impl App {
             App::Path => "path",
             App::Hello => "hello",
             App::Echo => "echo",
+            App::Drip => "drip",
         }
     }
 
@@ -38,6 +42,7 @@ impl App {
             "path" => Some(App::Path),
             "hello" => Some(App::Hello),
             "echo" => Some(App::Echo),
+            "drip" => Some(App::Drip),
             _ => None,
         }
     }

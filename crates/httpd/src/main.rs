@@ -1,18 +1,21 @@
 //! `httpd`: the master binds the port and supervises one worker per CPU; each worker accepts
-//! on the shared socket and serves the chosen app. Run `httpd --help` for the flags.
+//! on the shared socket and serves the chosen app. Run `httpd --help` for the flags and
+//! docs/operating.md for the signals.
 
 use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::pin;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
+use cluster::{Counters, Stop, Worker};
 use httpd::cli::{self, Command, Options, USAGE};
 use httpd::handler::Handler;
 use httpd::http::{Reader, Writer};
-use httpd::server::Server;
-use httpd::{App, apps, log};
-use uvlite::{Signal, sleep, spawn_local, timeout};
+use httpd::server::{self, Server};
+use httpd::{App, apps, drip, log};
+use uvlite::{sleep, spawn_local, timeout};
 
 fn main() -> ExitCode {
     let opts = match cli::parse(std::env::args().skip(1)) {
@@ -28,8 +31,11 @@ fn main() -> ExitCode {
     };
     let mut config = cluster::Config::new(opts.listen);
     config.workers = opts.workers;
-    // The master waits for the workers' graceful drain before it kills them.
-    config.stop_timeout = opts.graceful_timeout + Duration::from_secs(2);
+    config.graceful_timeout = opts.graceful_timeout;
+    config.worker_timeout = opts.worker_timeout;
+    config.reuseport = opts.reuseport;
+    config.status = opts.status;
+    config.pid_file = opts.pid_file.clone();
     if cluster::role() == cluster::Role::Master {
         println!(
             "httpd: serving {} on http://{} with {} workers",
@@ -42,15 +48,22 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("httpd: {e}");
-            ExitCode::from(1)
+            ExitCode::from(e.exit_code())
         }
     }
 }
 
-/// A worker: serve until SIGTERM, then drain for up to the graceful timeout.
-async fn run_worker(worker: cluster::Worker, opts: Options) -> io::Result<()> {
+/// A worker: serve until the master (or a signal) asks it to stop, then drain.
+async fn run_worker(worker: Worker, opts: Options) -> io::Result<()> {
     if let Some(target) = &opts.access_log {
-        log::init(target)?;
+        // Before ready: a log that cannot be opened is a boot failure (exit code 3).
+        log::init(target).map_err(|e| {
+            let what = match target {
+                log::Target::Stdout => "stdout".to_owned(),
+                log::Target::File(p) => p.display().to_string(),
+            };
+            io::Error::new(e.kind(), format!("--access-log {what}: {e}"))
+        })?;
         spawn_local(async {
             loop {
                 sleep(Duration::from_secs(1)).await;
@@ -62,45 +75,61 @@ async fn run_worker(worker: cluster::Worker, opts: Options) -> io::Result<()> {
     let server = Server::new(
         opts.settings.clone().with_uvlite_clock(),
         opts.max_connections,
-    );
+    )
+    .with_accept_batch(opts.accept_batch);
+    worker.report_with(|| {
+        let s = server::stats();
+        Counters {
+            accepted: s.accepted,
+            requests: s.requests,
+            active: s.active as u64,
+        }
+    });
     let listener = &worker.listener;
     let res = match opts.app {
-        App::Path => serve_until_term(&server, server.accept(listener, apps::path)).await,
-        App::Hello => serve_until_term(&server, server.accept(listener, apps::hello)).await,
+        App::Path => serve(&worker, &server, server.accept(listener, apps::path)).await,
+        App::Hello => serve(&worker, &server, server.accept(listener, apps::hello)).await,
+        App::Drip => serve(&worker, &server, server.accept(listener, drip::drip)).await,
         App::Echo => {
             let echo = Handler::new(apps::echo);
             let app = move |r: Reader, w: Writer| echo.clone().serve(r, w);
-            serve_until_term(&server, server.accept(listener, app)).await
+            serve(&worker, &server, server.accept(listener, app)).await
         }
     };
-    if server.is_draining()
-        && timeout(opts.graceful_timeout, server.wait_idle())
-            .await
-            .is_err()
-    {
-        eprintln!(
-            "httpd: worker {}: connections still open after {:?}; exiting",
-            worker.index, opts.graceful_timeout
-        );
-    }
     log::flush();
     res
 }
 
-/// Runs the accept loop until it fails or SIGTERM/SIGINT asks for a graceful stop.
-async fn serve_until_term(
+/// Reports ready, runs the accept loop until a stop request, then drains: a graceful stop
+/// waits for the open connections until its deadline, a fast one returns at once.
+async fn serve(
+    worker: &Worker,
     server: &Server,
     accept: impl Future<Output = io::Result<()>>,
 ) -> io::Result<()> {
-    // SIGINT too: Ctrl-C in a terminal reaches the whole process group.
-    let term = Signal::new(libc::SIGTERM)?;
-    let int = Signal::new(libc::SIGINT)?;
+    worker.ready();
     let mut accept = pin!(accept);
-    poll_fn(|cx| {
-        if term.poll_recv(cx).is_ready() || int.poll_recv(cx).is_ready() {
-            server.drain();
+    let stop = poll_fn(|cx| {
+        if let Poll::Ready(stop) = worker.poll_stop_requested(cx) {
+            return Poll::Ready(Ok(stop));
         }
-        accept.as_mut().poll(cx)
+        accept.as_mut().poll(cx).map(|r| r.map(|()| Stop::Fast))
     })
-    .await
+    .await?;
+    match stop {
+        Stop::Fast => return Ok(()),
+        Stop::Graceful { .. } => server.drain(),
+        // The master is gone: in-flight requests finish, idle connections close now.
+        Stop::Orphaned { .. } => server.drain_within(Duration::ZERO),
+    }
+    let deadline = stop.deadline().unwrap_or_else(Instant::now);
+    let left = deadline.saturating_duration_since(Instant::now());
+    if timeout(left, server.wait_idle()).await.is_err() {
+        eprintln!(
+            "httpd: worker {}: {} connections still open at the drain deadline; exiting",
+            worker.index,
+            server::stats().active
+        );
+    }
+    Ok(())
 }

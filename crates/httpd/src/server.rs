@@ -4,6 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::future::{Future, poll_fn};
 use std::io;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -15,6 +16,27 @@ use crate::http::{Exchange, HttpError, Reader, Settings, Writer, serve_with};
 /// Pause after `EMFILE`/`ENFILE` before accepting again (the queue stays in the kernel and
 /// other workers keep accepting meanwhile).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// While draining, how often connections that were busy when the drain began are looked at
+/// again: one that has finished its response since then gets the short grace below instead
+/// of its idle timeout.
+const REDRAIN_PERIOD: Duration = Duration::from_millis(100);
+
+/// Idle time left to a connection that finishes a response after the drain began (at least
+/// what is left of the drain's own idle grace): a busy client sends its next request at once
+/// and gets it answered with `Connection: close`.
+const AFTER_RESPONSE_GRACE: Duration = Duration::from_millis(500);
+
+/// Connections a worker accepts in a row before it lets its connection tasks run (and the
+/// other workers, woken by the same readiness, take their share of the queue); 0 means
+/// "until the queue is empty". Set on the listener (`uvlite::TcpListener::set_accept_batch`).
+/// See docs/benchmarks.md, "Balance".
+pub const ACCEPT_BATCH: usize = 16;
+
+/// nginx's self-throttle: a worker with more than 7/8 of its connection cap open waits this
+/// long (or until one of its connections closes) before each accept, so that workers with
+/// room take the queue first; it still accepts if nobody else does.
+const THROTTLE_PAUSE: Duration = Duration::from_millis(20);
 
 /// Default cap on open connections per worker; over it the worker stops accepting until one
 /// closes (the kernel's backlog and the other workers take the rest).
@@ -55,6 +77,8 @@ pub(crate) fn count_request() {
 struct State {
     settings: Rc<Settings>,
     max_connections: usize,
+    /// [`ACCEPT_BATCH`], or as set by [`Server::with_accept_batch`].
+    accept_batch: Cell<usize>,
     conns: RefCell<Vec<Option<Rc<Exchange>>>>,
     free: RefCell<Vec<usize>>,
     draining: Cell<bool>,
@@ -130,6 +154,7 @@ impl Server {
             state: Rc::new(State {
                 settings: Rc::new(settings),
                 max_connections: max_connections.max(1),
+                accept_batch: Cell::new(ACCEPT_BATCH),
                 conns: RefCell::new(Vec::new()),
                 free: RefCell::new(Vec::new()),
                 draining: Cell::new(false),
@@ -137,6 +162,13 @@ impl Server {
                 idle_waker: RefCell::new(None),
             }),
         }
+    }
+
+    /// This server accepting at most `n` connections in a row before it yields ([`ACCEPT_BATCH`];
+    /// 0: until the queue is empty).
+    pub fn with_accept_batch(self, n: usize) -> Server {
+        self.state.accept_batch.set(n);
+        self
     }
 
     /// The connection settings.
@@ -156,6 +188,13 @@ impl Server {
     {
         let app = Rc::new(app);
         let state = &self.state;
+        let throttle_mark = state.max_connections - state.max_connections / 8;
+        // uvlite yields after this many accepts in a row, and comes back without a new event.
+        let batch = match state.accept_batch.get() {
+            0 => u32::MAX,
+            n => u32::try_from(n).unwrap_or(u32::MAX),
+        };
+        listener.set_accept_batch(batch);
         loop {
             // Wait for room under the cap, or for draining.
             poll_fn(|cx| {
@@ -167,6 +206,19 @@ impl Server {
                 }
             })
             .await;
+            if stats().active >= throttle_mark && !state.draining.get() {
+                // Near the cap: give workers with room the first go at the queue.
+                let mut pause = uvlite::Sleep::new(uvlite::now() + THROTTLE_PAUSE);
+                poll_fn(|cx| {
+                    let room = stats().active < throttle_mark;
+                    if room || state.draining.get() || Pin::new(&mut pause).poll(cx).is_ready() {
+                        return Poll::Ready(());
+                    }
+                    *state.accept_waker.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                })
+                .await;
+            }
             let accepted = poll_fn(|cx| {
                 if state.draining.get() {
                     return Poll::Ready(None);
@@ -232,16 +284,39 @@ impl Server {
     /// current or next request with `Connection: close`, and connections that stay idle for
     /// the drain grace (`Settings::drain_idle`) are closed.
     pub fn drain(&self) {
+        self.drain_within(self.state.settings.drain_idle);
+    }
+
+    /// As [`drain`](Server::drain), with `idle` in place of the drain grace: `ZERO` closes
+    /// idle connections at once (the supervisor is gone, nothing keeps the server running).
+    /// Only the first call of either has an effect.
+    pub fn drain_within(&self, idle: Duration) {
         let state = &self.state;
         if state.draining.replace(true) {
             return;
         }
         State::wake(&state.accept_waker);
-        let deadline = uvlite::now() + state.settings.drain_idle;
+        let deadline = uvlite::now() + idle;
         let conns: Vec<Rc<Exchange>> = state.conns.borrow().iter().flatten().cloned().collect();
         for ex in conns {
             ex.drain(deadline);
         }
+        // A connection in the middle of a response now closes after it only once its next
+        // idle wait ends: give it the short grace as soon as it is idle (an idle deadline
+        // only ever moves earlier, so connections idle since the drain keep theirs).
+        let state = state.clone();
+        spawn_local(async move {
+            while stats().active > 0 {
+                sleep(REDRAIN_PERIOD).await;
+                let grace = deadline.max(uvlite::now() + AFTER_RESPONSE_GRACE);
+                let conns: Vec<Rc<Exchange>> =
+                    state.conns.borrow().iter().flatten().cloned().collect();
+                for ex in conns {
+                    ex.drain(grace);
+                }
+            }
+        })
+        .detach();
     }
 
     /// Whether [`drain`](Server::drain) was called.
