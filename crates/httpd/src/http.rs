@@ -39,6 +39,10 @@ pub const DRAIN_MAX: u64 = 64 * 1024;
 /// closed (it gets its next answer with `Connection: close` if a request comes first).
 pub const DRAIN_IDLE: Duration = Duration::from_secs(2);
 
+/// Idle time left, when draining, to a connection whose response announced keep-alive before
+/// the drain began (at least what is left of the drain's own grace).
+pub const AFTER_RESPONSE_GRACE: Duration = Duration::from_millis(500);
+
 /// Connection settings shared by every connection of a server.
 #[derive(Clone)]
 pub struct Settings {
@@ -332,6 +336,8 @@ pub(crate) struct Exchange {
     requests: Cell<u64>,
     /// The server wants this connection closed after its current or next response.
     closing: Cell<bool>,
+    /// When draining began, the deadline for idle waits it set.
+    drain_until: Cell<Option<Instant>>,
     /// Body bytes of the current response (for the access log).
     sent_body: Cell<u64>,
     status: Cell<u16>,
@@ -358,6 +364,7 @@ impl Exchange {
             answered: Cell::new(true),
             requests: Cell::new(0),
             closing: Cell::new(false),
+            drain_until: Cell::new(None),
             sent_body: Cell::new(0),
             status: Cell::new(0),
             handle,
@@ -370,6 +377,7 @@ impl Exchange {
     /// closes once `grace` has passed without a request.
     pub(crate) fn drain(&self, idle_deadline: Instant) {
         self.closing.set(true);
+        self.drain_until.set(Some(idle_deadline));
         if self.answered.get() {
             self.handle.idle_until(idle_deadline);
         }
@@ -423,6 +431,12 @@ impl Exchange {
         if !self.keep_alive.get() {
             // Read no further request: the reader reports the end at the next boundary.
             self.handle.close_when_idle();
+        } else if let Some(until) = self.drain_until.get() {
+            // Draining began while this response was on its way with keep-alive announced:
+            // a busy client sends its next request at once (and gets it answered with
+            // `Connection: close`); a quiet one is closed after a short grace.
+            self.handle
+                .idle_until(until.max(uvlite::now() + AFTER_RESPONSE_GRACE));
         }
     }
 }

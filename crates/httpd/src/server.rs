@@ -9,23 +9,9 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use uvlite::{TcpListener, sleep, spawn_local};
+use uvlite::{TcpListener, spawn_local};
 
 use crate::http::{Exchange, HttpError, Reader, Settings, Writer, serve_with};
-
-/// Pause after `EMFILE`/`ENFILE` before accepting again (the queue stays in the kernel and
-/// other workers keep accepting meanwhile).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-/// While draining, how often connections that were busy when the drain began are looked at
-/// again: one that has finished its response since then gets the short grace below instead
-/// of its idle timeout.
-const REDRAIN_PERIOD: Duration = Duration::from_millis(100);
-
-/// Idle time left to a connection that finishes a response after the drain began (at least
-/// what is left of the drain's own idle grace): a busy client sends its next request at once
-/// and gets it answered with `Connection: close`.
-const AFTER_RESPONSE_GRACE: Duration = Duration::from_millis(500);
 
 /// Connections a worker accepts in a row before it lets its connection tasks run (and the
 /// other workers, woken by the same readiness, take their share of the queue); 0 means
@@ -235,8 +221,9 @@ impl Server {
                 }
                 Some(Err(e)) if is_fatal(&e) => return Err(e),
                 Some(Err(e)) if is_out_of_fds(&e) => {
-                    eprintln!("httpd: accept: {e}; pausing {ACCEPT_BACKOFF:?}");
-                    sleep(ACCEPT_BACKOFF).await;
+                    // uvlite pauses accepting (20 ms doubling to 500 ms) and returns the error
+                    // once per pause, so this logs at most a few lines a second.
+                    eprintln!("httpd: accept: {e}; accepting pauses");
                 }
                 // The peer went away between SYN and accept, or a transient failure: go on.
                 Some(Err(_)) => {}
@@ -301,22 +288,6 @@ impl Server {
         for ex in conns {
             ex.drain(deadline);
         }
-        // A connection in the middle of a response now closes after it only once its next
-        // idle wait ends: give it the short grace as soon as it is idle (an idle deadline
-        // only ever moves earlier, so connections idle since the drain keep theirs).
-        let state = state.clone();
-        spawn_local(async move {
-            while stats().active > 0 {
-                sleep(REDRAIN_PERIOD).await;
-                let grace = deadline.max(uvlite::now() + AFTER_RESPONSE_GRACE);
-                let conns: Vec<Rc<Exchange>> =
-                    state.conns.borrow().iter().flatten().cloned().collect();
-                for ex in conns {
-                    ex.drain(grace);
-                }
-            }
-        })
-        .detach();
     }
 
     /// Whether [`drain`](Server::drain) was called.
