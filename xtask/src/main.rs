@@ -4,8 +4,14 @@
 //!   warnings`, and every test of the workspace.
 //! - `cargo xtask ci`: what `.ci/run` calls: `test`, the docs with warnings denied, and tidy.
 //! - `cargo xtask tidy`: house rules no compiler checks (see `tidy.rs`).
+//! - `cargo xtask bench`: httpd beside the raw reference server and its peers (see `bench.rs`).
+//! - `cargo xtask balance`: how evenly httpd's workers share the load (see `balance.rs`).
 #![forbid(unsafe_code)]
 
+mod balance;
+mod bench;
+mod conformance;
+mod json;
 mod tidy;
 
 use std::env;
@@ -23,6 +29,13 @@ Tasks:
   ci      test, then docs with warnings denied, then tidy (what .ci/run runs);
           --skip-test leaves out the `test` part when it has just run
   tidy    check the house rules (unsafe only in sys.rs, SAFETY comments, forbid headers)
+  conformance [--cases DIR] [--jobs N] [--only TEXT]
+          run the public HTTP/1.1 request corpora against `httpd --app echo` over TCP
+          (default DIR: ../shared/conformance beside the checkout, skipped if absent)
+  bench   httpd beside the raw reference server (and nginx with --vs nginx) under wrk, plus
+          memory, allocations and criterion; `cargo xtask bench --help` for the options
+  balance per-worker requests, connections and CPU under load, and their coefficient of
+          variation; `cargo xtask balance --help` for the options
 ";
 
 fn main() -> ExitCode {
@@ -31,6 +44,9 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("ci") => ci(env::args().any(|a| a == "--skip-test")),
         Some("tidy") => tidy::run(&root()),
+        Some("conformance") => conformance::run(&env::args().skip(2).collect::<Vec<_>>()),
+        Some("bench") => return bench::main(&root(), env::args().skip(2)),
+        Some("balance") => return balance::main(&root(), env::args().skip(2)),
         Some("-h" | "--help") => {
             print!("{HELP}");
             return ExitCode::SUCCESS;
@@ -54,21 +70,21 @@ fn main() -> ExitCode {
 }
 
 /// The workspace root (the parent of this crate's directory).
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf()
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(root());
     cmd
 }
 
 /// Runs `cmd`, echoing it, and fails if it fails.
-fn run(name: &str, mut cmd: Command) -> Result<(), DynError> {
+pub(crate) fn run(name: &str, mut cmd: Command) -> Result<(), DynError> {
     let start = Instant::now();
     eprintln!("xtask: {name}");
     let status = cmd.status()?;

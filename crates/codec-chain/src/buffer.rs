@@ -69,15 +69,21 @@ impl Buffer {
         self.data.len()
     }
 
-    /// Gives the storage back if the buffer is empty, so an idle connection holds none.
+    /// Gives the storage back to this thread's pool if the buffer is empty, so an idle
+    /// connection holds none; the next read takes a buffer from the pool again.
     pub fn release(&mut self) {
-        if self.is_empty() {
-            self.data = Vec::new();
+        if self.is_empty() && !self.data.is_empty() {
+            crate::pool::give_read(std::mem::take(&mut self.data));
+            self.start = 0;
+            self.end = 0;
         }
     }
 
     /// Free space of at least `min` bytes at the end, compacting or growing as needed.
     pub(crate) fn spare(&mut self, min: usize) -> &mut [u8] {
+        if self.data.is_empty() {
+            self.data = crate::pool::take_read(min);
+        }
         if self.data.len() - self.end < min {
             if self.start > 0 {
                 self.data.copy_within(self.start..self.end, 0);

@@ -7,22 +7,38 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use futures_io::{AsyncRead, AsyncWrite};
 
-use crate::stream::{ReadHalf, Shared, WriteHalf};
+use crate::stream::{Handle, ReadHalf, Shared, WriteHalf};
+use crate::time::Phase;
 use crate::{Decoder, Encoder};
 
 /// The app's side of the input: items decoded from the stream, one at a time.
 pub struct Reader<S, D> {
     half: ReadHalf<S>,
     decoder: D,
+    /// When the head of the item being received began (the connection's start for the first
+    /// item); `None` between items.
+    item_since: Option<Instant>,
+    /// The last time bytes arrived or an item was produced.
+    progress: Instant,
+    /// Whether an item has been produced on this stream.
+    served: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
     /// A reader decoding `half` with `decoder`.
     pub fn new(half: ReadHalf<S>, decoder: D) -> Self {
-        Reader { half, decoder }
+        let now = half.shared.now().unwrap_or_else(Instant::now);
+        Reader {
+            half,
+            decoder,
+            item_since: Some(now),
+            progress: now,
+            served: false,
+        }
     }
 
     /// The next item; `None` at the end of the stream.
@@ -43,18 +59,76 @@ impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
     /// As [`read`](Reader::read).
     pub fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<D::Item>, D::Error>> {
         loop {
+            let shared = &self.half.shared;
+            if shared.control.closing.get() && self.decoder.between_items() {
+                return Poll::Ready(Ok(None));
+            }
             if let Some(item) = self.decoder.decode(&mut self.half.buf)? {
+                self.served = true;
+                self.item_since = None;
+                if let Some(now) = shared.now() {
+                    self.progress = now;
+                }
                 return Poll::Ready(Ok(Some(item)));
             }
             if self.half.eof {
                 return Poll::Ready(self.decoder.decode_eof(&mut self.half.buf));
             }
+            // The decoder needs bytes: which deadline applies while we wait for them?
+            let phase = if self.decoder.in_payload() {
+                Phase::Payload
+            } else if self.served && self.decoder.between_items() && self.half.buf.is_empty() {
+                Phase::Idle
+            } else {
+                Phase::Item
+            };
+            let now = shared.now();
+            let since = match phase {
+                Phase::Item => *self
+                    .item_since
+                    .get_or_insert_with(|| now.unwrap_or_else(Instant::now)),
+                _ => self.progress,
+            };
+            if phase == Phase::Item && shared.poll_deadline(cx, phase, since).is_ready() {
+                // A head trickling in byte by byte still has to be whole by its deadline.
+                return Poll::Ready(Err(self.timed_out(phase).into()));
+            }
             match self.half.poll_fill(cx) {
-                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Ok(_)) => {
+                    if let Some(now) = now {
+                        self.progress = now;
+                    }
+                }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    let shared = &self.half.shared;
+                    if phase == Phase::Idle {
+                        // Hold no buffer while idle (a pool gives one back on the next read).
+                        self.half.buf.release();
+                        *shared.control.idle_waker.borrow_mut() = Some(cx.waker().clone());
+                    }
+                    if shared.poll_deadline(cx, phase, since).is_ready() {
+                        return Poll::Ready(Err(self.timed_out(phase).into()));
+                    }
+                    return Poll::Pending;
+                }
             }
         }
+    }
+
+    /// Records a timeout; an item phase with nothing of the item received counts as idle.
+    fn timed_out(&self, phase: Phase) -> io::Error {
+        let phase = if phase == Phase::Item && self.half.buf.is_empty() {
+            Phase::Idle
+        } else {
+            phase
+        };
+        self.half.shared.time_out(phase)
+    }
+
+    /// A handle to control the connection from outside ([`Handle`]).
+    pub fn handle(&self) -> Handle {
+        self.half.handle()
     }
 
     /// The decoder.
@@ -125,6 +199,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin, E> Writer<S, E> {
     /// The encoder, mutably.
     pub fn encoder_mut(&mut self) -> &mut E {
         &mut self.encoder
+    }
+
+    /// A handle to control the connection from outside ([`Handle`]).
+    pub fn handle(&self) -> Handle {
+        self.half.handle()
     }
 
     /// The raw writing half (clone it to write outside the encoder).
@@ -220,6 +299,7 @@ where
             app: Some(Box::pin(app)),
             shared,
             result: None,
+            linger_since: None,
         }
     }
 }
@@ -230,6 +310,7 @@ pub struct Pipeline<S, F> {
     app: Option<Pin<Box<F>>>,
     shared: Rc<Shared<S>>,
     result: Option<Error>,
+    linger_since: Option<Instant>,
 }
 
 impl<S, F, AE> Future for Pipeline<S, F>
@@ -245,10 +326,16 @@ where
         if let Some(app) = this.app.as_mut() {
             match catch_unwind(AssertUnwindSafe(|| app.as_mut().poll(cx))) {
                 Ok(Poll::Pending) => {
-                    // Deliver what the app queued before it yielded: one write per turn. A
-                    // failure is remembered by the stream and reported to the app's next write.
-                    let _ = this.shared.poll_flush(cx);
-                    return Poll::Pending;
+                    // Deliver what the app queued before it yielded: one write per turn. If the
+                    // stream fails (or the peer takes nothing until the send deadline), the
+                    // responses can no longer be delivered: the app is dropped.
+                    return match this.shared.poll_flush(cx) {
+                        Poll::Ready(Err(e)) => {
+                            this.app = None;
+                            Poll::Ready(Err(Error::Io(e)))
+                        }
+                        _ => Poll::Pending,
+                    };
                 }
                 Ok(Poll::Ready(res)) => {
                     this.app = None;
@@ -273,10 +360,30 @@ where
             }
             Poll::Ready(Ok(())) => {}
         }
+        // Linger: read (and drop) until the peer closes, so our last bytes are not destroyed
+        // by a reset, but no longer than the linger deadline. Not after the peer's EOF, nor
+        // after an idle timeout: nothing was sent that a reset could destroy.
+        let control = &this.shared.control;
+        if this.shared.read_eof.get() || control.timed_out.get() == Some(Phase::Idle) {
+            return Poll::Ready(this.result.take().map_or(Ok(()), Err));
+        }
+        let since = *this
+            .linger_since
+            .get_or_insert_with(|| this.shared.now().unwrap_or_else(Instant::now));
         let mut scratch = [0u8; 512];
         loop {
             match this.shared.poll_read(cx, &mut scratch) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if this
+                        .shared
+                        .poll_deadline(cx, Phase::Linger, since)
+                        .is_ready()
+                    {
+                        let _ = this.shared.time_out(Phase::Linger);
+                        break;
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(Ok(0) | Err(_)) => break,
                 Poll::Ready(Ok(_)) => {}
             }

@@ -4,13 +4,19 @@
 
 mod buffer;
 mod chain;
+mod pool;
 mod stream;
 pub mod testing;
+mod time;
 
 pub use buffer::Buffer;
 pub use chain::{Error, Pipeline, Reader, Writer, chain};
 pub use stream::{
-    Config, HIGH_WATER, READ_SIZE, ReadHalf, WriteHalf, wrap_stream, wrap_stream_with,
+    Config, HIGH_WATER, Handle, READ_SIZE, ReadHalf, WriteHalf, wrap_stream, wrap_stream_with,
+};
+pub use time::{
+    BODY_TIMEOUT, Clock, HEAD_TIMEOUT, IDLE_TIMEOUT, LINGER_TIMEOUT, Phase, SEND_TIMEOUT, Timeouts,
+    Timer,
 };
 
 use std::io;
@@ -28,6 +34,18 @@ pub trait Decoder {
     /// # Errors
     /// Malformed input.
     fn decode(&mut self, src: &mut Buffer) -> Result<Option<Self::Item>, Self::Error>;
+
+    /// Whether the decoder is between items (not inside one). A draining connection stops
+    /// here, and a wait here with nothing buffered is an idle wait. By default always.
+    fn between_items(&self) -> bool {
+        true
+    }
+
+    /// Whether the decoder is inside an item's payload (e.g. a request body), where the
+    /// deadline runs between reads rather than over the whole item. By default never.
+    fn in_payload(&self) -> bool {
+        false
+    }
 
     /// Called once the stream has ended: a last item, `Ok(None)` for a clean end, or an error
     /// if the stream ended inside an item.

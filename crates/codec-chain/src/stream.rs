@@ -5,11 +5,13 @@ use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::Buffer;
+use crate::time::{Clock, Phase, Timeouts, Timer};
 
 /// Queued output above which a write waits for the kernel to take some ([`Config`]).
 pub const HIGH_WATER: usize = 64 * 1024;
@@ -18,12 +20,16 @@ pub const HIGH_WATER: usize = 64 * 1024;
 pub const READ_SIZE: usize = 4 * 1024;
 
 /// Tuning of a wrapped stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Config {
     /// Queued output bytes above which writes wait ([`HIGH_WATER`]).
     pub high_water: usize,
     /// Free space made in the read buffer before each read ([`READ_SIZE`]).
     pub read_size: usize,
+    /// Deadlines of each phase; they apply only with a [`clock`](Config::clock).
+    pub timeouts: Timeouts,
+    /// The runtime's time and timers; without one, nothing times out.
+    pub clock: Option<Rc<dyn Clock>>,
 }
 
 impl Default for Config {
@@ -31,7 +37,77 @@ impl Default for Config {
         Config {
             high_water: HIGH_WATER,
             read_size: READ_SIZE,
+            timeouts: Timeouts::default(),
+            clock: None,
         }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("high_water", &self.high_water)
+            .field("read_size", &self.read_size)
+            .field("timeouts", &self.timeouts)
+            .field("clock", &self.clock.is_some())
+            .finish()
+    }
+}
+
+/// The part of a connection's state that a server controls from outside the pipeline.
+#[derive(Debug, Default)]
+pub(crate) struct Control {
+    /// Stop at the next item boundary: the reader then reports the end of the stream.
+    pub(crate) closing: Cell<bool>,
+    /// The reading task, while it waits in [`Phase::Idle`].
+    pub(crate) idle_waker: RefCell<Option<Waker>>,
+    /// The phase whose deadline passed, if one did.
+    pub(crate) timed_out: Cell<Option<Phase>>,
+    /// An earlier deadline for idle waits than the configured one (set when draining).
+    pub(crate) idle_until: Cell<Option<Instant>>,
+}
+
+/// A handle on one wrapped stream, for the server that owns many: ask it to close at its next
+/// item boundary (draining), and see why it ended.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    control: Rc<Control>,
+}
+
+impl Handle {
+    /// Makes the connection stop before its next item: a reader waiting idle returns `None` at
+    /// once; a reader inside an item finishes that item first. Used to drain a server.
+    pub fn close_when_idle(&self) {
+        self.control.closing.set(true);
+        if let Some(w) = self.control.idle_waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    /// Ends idle waits at `deadline` at the latest (an earlier deadline than the configured
+    /// idle timeout), waking a reader that waits idle so it takes the new deadline. Draining
+    /// servers use it so a busy keep-alive connection gets its next answer (with
+    /// `Connection: close`) while a quiet one is closed soon.
+    pub fn idle_until(&self, deadline: Instant) {
+        let d = self
+            .control
+            .idle_until
+            .get()
+            .map_or(deadline, |d| d.min(deadline));
+        self.control.idle_until.set(Some(d));
+        if let Some(w) = self.control.idle_waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    /// Whether [`close_when_idle`](Handle::close_when_idle) was called.
+    pub fn is_closing(&self) -> bool {
+        self.control.closing.get()
+    }
+
+    /// The phase whose deadline passed, if the connection timed out.
+    pub fn timed_out(&self) -> Option<Phase> {
+        self.control.timed_out.get()
     }
 }
 
@@ -47,6 +123,72 @@ pub(crate) struct Shared<S> {
     /// bytes still queued (under the high-water mark).
     pub(crate) driven: Cell<bool>,
     pub(crate) config: Config,
+    pub(crate) control: Rc<Control>,
+    read_timer: RefCell<Option<(Instant, Box<dyn Timer>)>>,
+    write_timer: RefCell<Option<(Instant, Box<dyn Timer>)>>,
+    /// When the current wait for the peer to take output began.
+    stall_since: Cell<Option<Instant>>,
+    /// The peer's EOF has been read.
+    pub(crate) read_eof: Cell<bool>,
+}
+
+impl<S> Shared<S> {
+    /// The clock's time, if there is a clock.
+    pub(crate) fn now(&self) -> Option<Instant> {
+        self.config.clock.as_ref().map(|c| c.now())
+    }
+
+    /// Whether `phase`, begun at `since`, is past its deadline; if not, arms a timer that
+    /// wakes `cx` at the deadline. Without a clock or a timeout, never.
+    pub(crate) fn poll_deadline(
+        &self,
+        cx: &mut Context<'_>,
+        phase: Phase,
+        since: Instant,
+    ) -> Poll<()> {
+        let Some(clock) = &self.config.clock else {
+            return Poll::Pending;
+        };
+        let configured = self.config.timeouts.of(phase).map(|t| since + t);
+        let cap = match phase {
+            Phase::Idle => self.control.idle_until.get(),
+            _ => None,
+        };
+        let deadline = match (configured, cap) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(d), None) | (None, Some(d)) => d,
+            (None, None) => return Poll::Pending,
+        };
+        if clock.now() >= deadline {
+            return Poll::Ready(());
+        }
+        let slot = if phase == Phase::Send {
+            &self.write_timer
+        } else {
+            &self.read_timer
+        };
+        let mut slot = slot.borrow_mut();
+        let (armed, timer) = slot.get_or_insert_with(|| (deadline, clock.timer(deadline)));
+        if *armed != deadline {
+            timer.reset(deadline);
+            *armed = deadline;
+        }
+        timer.poll_fire(cx)
+    }
+
+    /// Records that `phase` timed out and returns the error to report.
+    pub(crate) fn time_out(&self, phase: Phase) -> io::Error {
+        if self.control.timed_out.get().is_none() {
+            self.control.timed_out.set(Some(phase));
+        }
+        if phase == Phase::Send {
+            self.error.set(Some(io::ErrorKind::TimedOut));
+        }
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{phase:?} deadline passed"),
+        )
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
@@ -68,7 +210,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
 
     /// Runs `f` on the output queue (for encoders).
     pub(crate) fn with_out<R>(&self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-        f(&mut self.out.borrow_mut())
+        let mut out = self.out.borrow_mut();
+        if out.capacity() == 0 {
+            *out = crate::pool::take_write();
+        }
+        f(&mut out)
     }
 
     /// Writes queued bytes until the queue is empty.
@@ -85,12 +231,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
         let mut io = self.io.borrow_mut();
         while out.len() - self.sent.get() > limit {
             match Pin::new(&mut *io).poll_write(cx, &out[self.sent.get()..]) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    let Some(now) = self.now() else {
+                        return Poll::Pending;
+                    };
+                    let since = self.stall_since.get().unwrap_or(now);
+                    self.stall_since.set(Some(since));
+                    return match self.poll_deadline(cx, Phase::Send, since) {
+                        Poll::Ready(()) => Poll::Ready(Err(self.time_out(Phase::Send))),
+                        Poll::Pending => Poll::Pending,
+                    };
+                }
                 Poll::Ready(Ok(0)) => {
                     self.error.set(Some(io::ErrorKind::WriteZero));
                     return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                 }
-                Poll::Ready(Ok(n)) => self.sent.set(self.sent.get() + n),
+                Poll::Ready(Ok(n)) => {
+                    self.sent.set(self.sent.get() + n);
+                    self.stall_since.set(None);
+                }
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Err(e)) => {
                     self.error.set(Some(e.kind()));
@@ -99,7 +258,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
             }
         }
         if self.sent.get() == out.len() {
-            out.clear();
+            // Everything is with the kernel: give the queue back until the next answer.
+            crate::pool::give_write(std::mem::take(&mut *out));
             self.sent.set(0);
         } else if self.sent.get() > out.len() / 2 {
             out.drain(..self.sent.get());
@@ -173,6 +333,11 @@ where
         write_shut: Cell::new(false),
         driven: Cell::new(false),
         config,
+        control: Rc::new(Control::default()),
+        read_timer: RefCell::new(None),
+        write_timer: RefCell::new(None),
+        stall_since: Cell::new(None),
+        read_eof: Cell::new(false),
     });
     (
         ReadHalf {
@@ -189,6 +354,15 @@ pub struct ReadHalf<S> {
     pub(crate) shared: Rc<Shared<S>>,
     pub(crate) buf: Buffer,
     pub(crate) eof: bool,
+}
+
+impl<S> ReadHalf<S> {
+    /// A handle to control the connection from outside ([`Handle`]).
+    pub fn handle(&self) -> Handle {
+        Handle {
+            control: self.shared.control.clone(),
+        }
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
@@ -226,6 +400,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
         match self.shared.poll_read(cx, spare) {
             Poll::Ready(Ok(0)) => {
                 self.eof = true;
+                self.shared.read_eof.set(true);
                 Poll::Ready(Ok(0))
             }
             Poll::Ready(Ok(n)) => {
@@ -240,6 +415,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
 /// The writing half of a wrapped stream; clones share the same output queue.
 pub struct WriteHalf<S> {
     pub(crate) shared: Rc<Shared<S>>,
+}
+
+impl<S> WriteHalf<S> {
+    /// A handle to control the connection from outside ([`Handle`]).
+    pub fn handle(&self) -> Handle {
+        Handle {
+            control: self.shared.control.clone(),
+        }
+    }
 }
 
 impl<S> Clone for WriteHalf<S> {

@@ -1,25 +1,129 @@
 //! HTTP over codec-chain: codec-http's decoder and encoder as the chain's `Decoder` and
-//! `Encoder`, the `Request` the app reads and the `Head` it writes, and [`serve`], which runs
-//! an app on one connection and answers malformed requests itself.
+//! `Encoder`, the [`Request`] the app reads and the [`Head`] it writes, and [`serve`], which
+//! runs an app on one connection, applies the connection policy (keep-alive, `100 Continue`,
+//! HEAD, limits, deadlines, draining) and answers requests that cannot be read.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use codec_chain::{Buffer, Decoder, Encoder, ReadHalf, WriteHalf, chain, wrap_stream};
+use codec_chain::{
+    Buffer, Clock, Config, Decoder, Encoder, Handle, Phase, Timeouts, Timer, WriteHalf, chain,
+    wrap_stream_with,
+};
 use codec_http::{
-    DATE_LEN, DateCache, ErrorKind, Event, Framing, RequestDecoder, RequestHead, RequestParts,
-    ResponseEncoder, ResponseHead, Version,
+    BodyKind, DATE_LEN, DateCache, ErrorKind, Event, Framing, Limits, RequestDecoder, RequestHead,
+    RequestParts, ResponseEncoder, ResponseHead, Version,
 };
 use futures_io::{AsyncRead, AsyncWrite};
 
+use crate::log;
+
 /// The app's reader: decoded [`Item`]s.
-pub type Reader<S = uvlite::TcpStream> = codec_chain::Reader<S, HttpDecoder>;
+pub type Reader<S = uvlite::TcpStream> = codec_chain::Reader<S, HttpDecoder<S>>;
 /// The app's writer: [`Head`]s and body bytes.
 pub type Writer<S = uvlite::TcpStream> = codec_chain::Writer<S, HttpEncoder>;
+
+/// Largest request body a buffering app accepts by default (1 MiB): more gets 413.
+pub const MAX_BODY: u64 = 1024 * 1024;
+
+/// Most bytes of a request body the app did not read that the server reads and drops to
+/// keep the connection; a larger remainder closes the connection instead.
+pub const DRAIN_MAX: u64 = 64 * 1024;
+
+/// How long a connection that is idle when draining starts may stay idle before it is
+/// closed (it gets its next answer with `Connection: close` if a request comes first).
+pub const DRAIN_IDLE: Duration = Duration::from_secs(2);
+
+/// Idle time left, when draining, to a connection whose response announced keep-alive before
+/// the drain began (at least what is left of the drain's own grace).
+pub const AFTER_RESPONSE_GRACE: Duration = Duration::from_millis(500);
+
+/// Connection settings shared by every connection of a server.
+#[derive(Clone)]
+pub struct Settings {
+    /// Head, field, target limits (431, 414); the decoder's own body limit stays off:
+    /// streaming apps see bodies of any size.
+    pub limits: Limits,
+    /// Largest body a buffering app ([`crate::handler`], `echo`) reads ([`MAX_BODY`], 413).
+    pub max_body: u64,
+    /// Requests per connection before it closes (`None`: no limit).
+    pub max_requests: Option<u64>,
+    /// Deadlines of each phase of a connection.
+    pub timeouts: Timeouts,
+    /// Queued output above which the app's writes wait (and reading stops).
+    pub high_water: usize,
+    /// Idle time a connection keeps once draining starts ([`DRAIN_IDLE`]).
+    pub drain_idle: Duration,
+    /// Time and timers for the deadlines; `None` disables them.
+    pub clock: Option<Rc<dyn Clock>>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            limits: Limits::default(),
+            max_body: MAX_BODY,
+            max_requests: None,
+            timeouts: Timeouts::default(),
+            high_water: codec_chain::HIGH_WATER,
+            drain_idle: DRAIN_IDLE,
+            clock: None,
+        }
+    }
+}
+
+impl Settings {
+    /// These settings with deadlines on uvlite's loop (the clock of every httpd worker).
+    pub fn with_uvlite_clock(mut self) -> Settings {
+        self.clock = Some(Rc::new(UvClock));
+        self
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("limits", &self.limits)
+            .field("max_body", &self.max_body)
+            .field("max_requests", &self.max_requests)
+            .field("timeouts", &self.timeouts)
+            .field("high_water", &self.high_water)
+            .field("drain_idle", &self.drain_idle)
+            .field("clock", &self.clock.is_some())
+            .finish()
+    }
+}
+
+/// uvlite's loop as codec-chain's clock: the per-turn cached time and resettable timers.
+#[derive(Debug, Clone, Copy)]
+pub struct UvClock;
+
+struct UvTimer(uvlite::Sleep);
+
+impl Clock for UvClock {
+    fn now(&self) -> Instant {
+        uvlite::now()
+    }
+
+    fn timer(&self, deadline: Instant) -> Box<dyn Timer> {
+        Box::new(UvTimer(uvlite::Sleep::new(deadline)))
+    }
+}
+
+impl Timer for UvTimer {
+    fn reset(&mut self, deadline: Instant) {
+        self.0.reset(deadline);
+    }
+
+    fn poll_fire(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
 
 /// What the app reads: a request head, body chunks, and the end of each request's body.
 #[derive(Debug)]
@@ -62,6 +166,8 @@ fn give_bytes(mut v: Vec<u8>) {
 pub struct Request {
     raw: Vec<u8>,
     parts: RequestParts,
+    /// The body, when an app buffered it (see [`RequestReader::read_body`]).
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -70,7 +176,11 @@ impl Request {
         raw.extend_from_slice(head.raw());
         let mut parts = PARTS.with(|p| p.borrow_mut().pop()).unwrap_or_default();
         parts.clone_from(head.parts());
-        Request { raw, parts }
+        Request {
+            raw,
+            parts,
+            body: Vec::new(),
+        }
     }
 
     /// The codec's view of the head (every accessor of [`RequestHead`]).
@@ -118,6 +228,7 @@ impl Request {
 impl Drop for Request {
     fn drop(&mut self) {
         give_bytes(std::mem::take(&mut self.raw));
+        give_bytes(std::mem::take(&mut self.body));
         let parts = std::mem::take(&mut self.parts);
         PARTS.with(|p| {
             let mut p = p.borrow_mut();
@@ -166,8 +277,11 @@ pub enum HttpError {
     /// The request was malformed or over a limit (the server answers it with
     /// `status_hint()` and closes), or the app's response was (a bug: 500).
     Http(codec_http::Error),
-    /// The connection failed.
+    /// The connection failed or timed out.
     Io(io::Error),
+    /// The server refuses the request with this status (e.g. 501 for CONNECT: this server
+    /// is not a proxy), answers it and closes.
+    Refused(u16),
 }
 
 impl fmt::Display for HttpError {
@@ -175,6 +289,7 @@ impl fmt::Display for HttpError {
         match self {
             HttpError::Http(e) => write!(f, "{e} ({})", e.status_hint()),
             HttpError::Io(e) => write!(f, "{e}"),
+            HttpError::Refused(status) => write!(f, "request refused with {status}"),
         }
     }
 }
@@ -193,30 +308,156 @@ impl From<codec_http::Error> for HttpError {
     }
 }
 
-/// What the decoder tells the encoder about the request being answered.
-#[derive(Debug, Default)]
-struct Exchange {
+/// One connection's state, shared by its decoder, its encoder and the server's registry.
+pub(crate) struct Exchange {
+    /// The current response may leave the connection open.
     keep_alive: Cell<bool>,
+    version: Cell<Version>,
     head_request: Cell<bool>,
+    /// The request expects `100 Continue` and it has not been sent.
+    expect_continue: Cell<bool>,
+    /// `100 Continue` went out for the current request.
+    continue_sent: Cell<bool>,
+    /// The decoder produced the End of the current request.
+    body_done: Cell<bool>,
+    /// Body bytes of the current request not yet read, when known.
+    body_left: Cell<Option<u64>>,
     /// The request failed to decode; the server answers it.
     decode_error: Cell<Option<codec_http::Error>>,
+    /// The server refused the request with this status; it answers it.
+    refused: Cell<Option<u16>>,
     /// A response head was written and its body is not finished.
     in_body: Cell<bool>,
     /// Body bytes of the current response are dropped (a HEAD request).
     discard: Cell<bool>,
-    /// Responses started on this connection.
-    responses: Cell<u64>,
+    /// The final response to the current request is complete.
+    answered: Cell<bool>,
     /// Requests decoded on this connection.
     requests: Cell<u64>,
+    /// The server wants this connection closed after its current or next response.
+    closing: Cell<bool>,
+    /// When draining began, the deadline for idle waits it set.
+    drain_until: Cell<Option<Instant>>,
+    /// Body bytes of the current response (for the access log).
+    sent_body: Cell<u64>,
+    status: Cell<u16>,
+    handle: Handle,
+    peer: Option<SocketAddr>,
+    /// The request line, for the access log (kept only when logging).
+    request_line: RefCell<Vec<u8>>,
 }
 
-/// A new decoder and encoder sharing what they know about the current request.
-pub fn codec() -> (HttpDecoder, HttpEncoder) {
-    let exchange = Rc::new(Exchange::default());
+impl Exchange {
+    pub(crate) fn new(handle: Handle, peer: Option<SocketAddr>) -> Exchange {
+        Exchange {
+            keep_alive: Cell::new(true),
+            version: Cell::new(Version::Http11),
+            head_request: Cell::new(false),
+            expect_continue: Cell::new(false),
+            continue_sent: Cell::new(false),
+            body_done: Cell::new(true),
+            body_left: Cell::new(Some(0)),
+            decode_error: Cell::new(None),
+            refused: Cell::new(None),
+            in_body: Cell::new(false),
+            discard: Cell::new(false),
+            answered: Cell::new(true),
+            requests: Cell::new(0),
+            closing: Cell::new(false),
+            drain_until: Cell::new(None),
+            sent_body: Cell::new(0),
+            status: Cell::new(0),
+            handle,
+            peer,
+            request_line: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Starts draining: the next response says `Connection: close`, and an idle connection
+    /// closes once `grace` has passed without a request.
+    pub(crate) fn drain(&self, idle_deadline: Instant) {
+        self.closing.set(true);
+        self.drain_until.set(Some(idle_deadline));
+        if self.answered.get() {
+            self.handle.idle_until(idle_deadline);
+        }
+    }
+
+    fn begin(&self, head: &RequestHead<'_>, max_requests: Option<u64>) {
+        let n = self.requests.get() + 1;
+        self.requests.set(n);
+        if max_requests.is_some_and(|max| n >= max) {
+            self.closing.set(true);
+        }
+        self.keep_alive.set(head.keep_alive());
+        self.version.set(head.version());
+        self.head_request.set(head.method() == "HEAD");
+        let body = head.body_kind();
+        self.body_done.set(false);
+        self.body_left.set(match body {
+            BodyKind::Empty => Some(0),
+            BodyKind::Length(n) => Some(n),
+            BodyKind::Chunked => None,
+        });
+        self.expect_continue
+            .set(head.expect_continue() && body != BodyKind::Empty);
+        self.continue_sent.set(false);
+        self.answered.set(false);
+        self.sent_body.set(0);
+        if log::enabled() {
+            let mut line = self.request_line.borrow_mut();
+            line.clear();
+            line.extend_from_slice(head.method().as_bytes());
+            line.push(b' ');
+            line.extend_from_slice(head.target());
+            line.push(b' ');
+            line.extend_from_slice(head.version().as_str().as_bytes());
+        }
+    }
+
+    /// Called when a final response is complete.
+    fn finish(&self) {
+        self.answered.set(true);
+        self.in_body.set(false);
+        crate::server::count_request();
+        if log::enabled() {
+            log::record(
+                self.peer,
+                &self.request_line.borrow(),
+                self.status.get(),
+                self.sent_body.get(),
+            );
+        }
+        if !self.keep_alive.get() {
+            // Read no further request: the reader reports the end at the next boundary.
+            self.handle.close_when_idle();
+        } else if let Some(until) = self.drain_until.get() {
+            // Draining began while this response was on its way with keep-alive announced:
+            // a busy client sends its next request at once (and gets it answered with
+            // `Connection: close`); a quiet one is closed after a short grace.
+            self.handle
+                .idle_until(until.max(uvlite::now() + AFTER_RESPONSE_GRACE));
+        }
+    }
+}
+
+/// A new decoder and encoder for one connection, sharing what they know of the current
+/// request. `out` is the connection's writing half (the decoder queues `100 Continue` there).
+pub fn codec<S>(
+    out: &WriteHalf<S>,
+    settings: &Rc<Settings>,
+    peer: Option<SocketAddr>,
+) -> (HttpDecoder<S>, HttpEncoder) {
+    let exchange = Rc::new(Exchange::new(out.handle(), peer));
     (
         HttpDecoder {
-            inner: RequestDecoder::new(),
+            inner: RequestDecoder::with_limits(Limits {
+                max_body: None,
+                ..settings.limits
+            }),
             exchange: exchange.clone(),
+            out: out.clone(),
+            settings: settings.clone(),
         },
         HttpEncoder {
             inner: ResponseEncoder::new(),
@@ -226,12 +467,25 @@ pub fn codec() -> (HttpDecoder, HttpEncoder) {
 }
 
 /// codec-http's request decoder as a chain [`Decoder`].
-pub struct HttpDecoder {
+pub struct HttpDecoder<S> {
     inner: RequestDecoder,
     exchange: Rc<Exchange>,
+    out: WriteHalf<S>,
+    settings: Rc<Settings>,
 }
 
-impl Decoder for HttpDecoder {
+impl<S> HttpDecoder<S> {
+    /// The connection settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub(crate) fn exchange(&self) -> &Rc<Exchange> {
+        &self.exchange
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Decoder for HttpDecoder<S> {
     type Item = Item;
     type Error = HttpError;
 
@@ -239,10 +493,27 @@ impl Decoder for HttpDecoder {
         // codec-http pauses after an Upgrade or CONNECT request; httpd switches to no other
         // protocol, so it declines and goes on reading HTTP/1.1.
         self.inner.resume();
+        let ex = &self.exchange;
+        if ex.expect_continue.replace(false) && src.is_empty() && !ex.in_body.get() {
+            // The app reads the body of a request that waits for our go-ahead
+            // (RFC 9110 §10.1.1): send `100 Continue` now, ahead of the final response.
+            self.out
+                .queue(|out| out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n"))?;
+            ex.continue_sent.set(true);
+        }
         let decoded = match self.inner.decode(src.as_slice()) {
             Ok(d) => d,
             Err(e) => {
-                self.exchange.decode_error.set(Some(e));
+                ex.decode_error.set(Some(e));
+                if log::enabled() && ex.answered.get() {
+                    // A head that could not be read: log its first line as it came.
+                    let bytes = src.as_slice();
+                    let end = memchr_line(bytes).min(1024);
+                    let mut line = ex.request_line.borrow_mut();
+                    line.clear();
+                    line.extend_from_slice(&bytes[..end]);
+                    ex.answered.set(false);
+                }
                 return Err(e.into());
             }
         };
@@ -250,18 +521,30 @@ impl Decoder for HttpDecoder {
         let item = match decoded.event {
             None => None,
             Some(Event::Head(head)) => {
-                let ex = &self.exchange;
-                ex.keep_alive.set(head.keep_alive());
-                ex.head_request.set(head.method() == "HEAD");
-                ex.requests.set(ex.requests.get() + 1);
+                ex.begin(&head, self.settings.max_requests);
+                if head.method() == "CONNECT" {
+                    // An origin server does not tunnel (RFC 9110 §9.3.6): refuse, and read
+                    // nothing more from this connection.
+                    ex.refused.set(Some(501));
+                    src.consume(consumed);
+                    return Err(HttpError::Refused(501));
+                }
                 Some(Item::Head(Request::from_head(&head)))
             }
             Some(Event::Body(bytes)) => {
+                if let Some(left) = ex.body_left.get() {
+                    ex.body_left
+                        .set(Some(left.saturating_sub(bytes.len() as u64)));
+                }
                 let mut v = take_bytes();
                 v.extend_from_slice(bytes);
                 Some(Item::Body(Chunk(v)))
             }
-            Some(Event::End) => Some(Item::End),
+            Some(Event::End) => {
+                ex.body_done.set(true);
+                ex.expect_continue.set(false);
+                Some(Item::End)
+            }
         };
         src.consume(consumed);
         Ok(item)
@@ -271,8 +554,90 @@ impl Decoder for HttpDecoder {
         if let Some(item) = self.decode(src)? {
             return Ok(Some(item));
         }
-        self.inner.eof(src.as_slice())?;
+        if let Err(e) = self.inner.eof(src.as_slice()) {
+            self.exchange.decode_error.set(Some(e));
+            return Err(e.into());
+        }
         Ok(None)
+    }
+
+    fn between_items(&self) -> bool {
+        self.inner.is_idle()
+    }
+
+    fn in_payload(&self) -> bool {
+        !self.inner.is_idle() && !self.inner.in_head()
+    }
+}
+
+/// The length of the first line of `bytes` (without its line end).
+fn memchr_line(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(bytes.len())
+}
+
+/// Reading whole requests and bodies, for apps that do not want item-level control.
+#[allow(async_fn_in_trait)] // Readers are !Send by design: one loop per thread.
+pub trait RequestReader {
+    /// The next request head, after dropping what the app left unread of the previous
+    /// request's body (at most [`DRAIN_MAX`] bytes; a larger remainder closed the connection
+    /// when the response went out). `None` at the end of the connection.
+    ///
+    /// # Errors
+    /// A malformed request, a timeout or a stream error.
+    async fn next_request(&mut self) -> Result<Option<Request>, HttpError>;
+
+    /// Reads the rest of the current request's body into `body`, at most `limit` bytes.
+    ///
+    /// # Errors
+    /// [`ErrorKind::BodyTooLarge`] past `limit` (the server answers 413 and closes), or the
+    /// errors of [`next_request`](RequestReader::next_request).
+    async fn read_body(&mut self, body: &mut Vec<u8>, limit: u64) -> Result<(), HttpError>;
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> RequestReader for Reader<S> {
+    async fn next_request(&mut self) -> Result<Option<Request>, HttpError> {
+        loop {
+            let ex = self.decoder().exchange();
+            if ex.answered.get() && !ex.keep_alive.get() {
+                return Ok(None);
+            }
+            match self.read().await? {
+                Some(Item::Head(req)) => return Ok(Some(req)),
+                Some(Item::Body(_) | Item::End) => {}
+                None => return Ok(None),
+            }
+        }
+    }
+
+    async fn read_body(&mut self, body: &mut Vec<u8>, limit: u64) -> Result<(), HttpError> {
+        let ex = self.decoder().exchange().clone();
+        if ex.body_done.get() {
+            return Ok(());
+        }
+        if ex.body_left.get().is_some_and(|n| n > limit) {
+            // Refuse before reading (and before any `100 Continue`).
+            ex.expect_continue.set(false);
+            let e = codec_http::Error::from(ErrorKind::BodyTooLarge);
+            ex.decode_error.set(Some(e));
+            return Err(e.into());
+        }
+        loop {
+            match self.read().await? {
+                Some(Item::Body(chunk)) => {
+                    if body.len() as u64 + chunk.len() as u64 > limit {
+                        let e = codec_http::Error::from(ErrorKind::BodyTooLarge);
+                        ex.decode_error.set(Some(e));
+                        return Err(e.into());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Some(Item::End) | None => return Ok(()),
+                Some(Item::Head(_)) => unreachable!("a head before the end of the body"),
+            }
+        }
     }
 }
 
@@ -323,8 +688,9 @@ impl From<u64> for Value<'_> {
 ///
 /// `Content-Length` and `Transfer-Encoding: chunked` given as headers set the framing; with
 /// neither, a body is sent chunked (or, to an HTTP/1.0 client, until the connection closes).
-/// `Date` is added, and `Connection: close` when the connection will close after this
-/// response. Up to 16 fields are held without allocating.
+/// `Date` is added; so is `Connection: close` when the connection closes after this response
+/// (replacing a `Connection` field the app gave), and `Connection: keep-alive` for an HTTP/1.0
+/// client that keeps it. Up to 16 fields are held without allocating.
 #[derive(Clone, Debug)]
 pub struct Head<'a> {
     /// Status code.
@@ -411,10 +777,9 @@ pub struct HttpEncoder {
 }
 
 impl HttpEncoder {
-    /// Whether the connection will close after the current response (the client asked for
-    /// it, or the response said so).
-    pub fn closing(&self) -> bool {
-        !self.exchange.keep_alive.get()
+    /// Whether the connection stays open after the current response.
+    pub fn keep_alive(&self) -> bool {
+        self.exchange.keep_alive.get()
     }
 
     fn encode_head(&mut self, head: &Head<'_>, dst: &mut Vec<u8>) -> Result<(), HttpError> {
@@ -422,32 +787,53 @@ impl HttpEncoder {
         if ex.in_body.get() {
             return Err(codec_http::Error::from(ErrorKind::InvalidState).into());
         }
-        if head.close {
-            ex.keep_alive.set(false);
-        }
+        let interim = head.status < 200;
         let framing = match head.framing {
             Some(f) => f,
-            None if ex.keep_alive.get() && ex.head_request.get() => Framing::Length(0),
-            None if ex.keep_alive.get() => Framing::Chunked,
+            None if ex.head_request.get() => Framing::CloseDelimited,
+            None if ex.version.get() == Version::Http11 => Framing::Chunked,
             None => Framing::CloseDelimited,
         };
-        let add_close = !ex.keep_alive.get() && !head.has("connection");
+        if !interim {
+            // `100 Continue` still owed: the client may hold the body back for ever.
+            let expect_unanswered = ex.expect_continue.replace(false);
+            let mut keep = ex.keep_alive.get() && !ex.closing.get() && !head.close;
+            if framing == Framing::CloseDelimited && !ex.head_request.get() {
+                keep = false;
+            }
+            if !ex.body_done.get() {
+                // The app answers before reading the whole body: keep the connection only if
+                // the rest is small and on its way.
+                let small = ex.body_left.get().is_some_and(|n| n <= DRAIN_MAX);
+                keep &= small && !expect_unanswered;
+            }
+            ex.keep_alive.set(keep);
+            ex.status.set(head.status);
+        }
+        let keep = ex.keep_alive.get();
+        let add_close = !interim && !keep;
+        let add_keep_alive =
+            !interim && keep && ex.version.get() == Version::Http10 && !head.has("connection");
+        // With `Connection: close` decided here, a `Connection` field of the app goes.
+        let skip = |name: &str| add_close && name.eq_ignore_ascii_case("connection");
         self.inner.head_request(ex.head_request.get());
         if head.extra.is_empty() {
             // The common case: every field fits inline, numbers are formatted on the stack.
             let mut nums = [itoa::Buffer::new(); INLINE_HEADERS];
             let mut list: [(&str, &[u8]); INLINE_HEADERS + 1] = [("", &[]); INLINE_HEADERS + 1];
             let mut n = 0;
-            for ((slot, num), (name, value)) in list
-                .iter_mut()
-                .zip(nums.iter_mut())
-                .zip(head.inline[..head.len].iter())
-            {
-                *slot = (*name, value_bytes(*value, num));
+            for (num, (name, value)) in nums.iter_mut().zip(head.inline[..head.len].iter()) {
+                if skip(name) {
+                    continue;
+                }
+                list[n] = (*name, value_bytes(*value, num));
                 n += 1;
             }
             if add_close {
                 list[n] = ("Connection", b"close");
+                n += 1;
+            } else if add_keep_alive {
+                list[n] = ("Connection", b"keep-alive");
                 n += 1;
             }
             self.write_head(head.status, &list[..n], framing, dst)?;
@@ -462,18 +848,21 @@ impl HttpEncoder {
             let mut list: Vec<(&str, &[u8])> = head
                 .fields()
                 .zip(&values)
+                .filter(|((name, _), _)| !skip(name))
                 .map(|((name, _), v)| (*name, v.as_slice()))
                 .collect();
             if add_close {
                 list.push(("Connection", b"close"));
+            } else if add_keep_alive {
+                list.push(("Connection", b"keep-alive"));
             }
             self.write_head(head.status, &list, framing, dst)?;
         }
-        if head.status >= 200 {
-            ex.responses.set(ex.responses.get() + 1);
+        if !interim {
             ex.discard.set(ex.head_request.get());
             if self.inner.is_complete() {
                 self.inner.end(dst)?;
+                ex.finish();
             } else {
                 ex.in_body.set(true);
             }
@@ -499,7 +888,7 @@ impl HttpEncoder {
     }
 
     fn encode_body(&mut self, bytes: &[u8], dst: &mut Vec<u8>) -> Result<(), HttpError> {
-        let ex = self.exchange.clone();
+        let ex = &self.exchange;
         if !ex.in_body.get() {
             if ex.discard.get() || bytes.is_empty() {
                 return Ok(());
@@ -507,9 +896,12 @@ impl HttpEncoder {
             return Err(codec_http::Error::from(ErrorKind::InvalidState).into());
         }
         self.inner.body(bytes, dst)?;
+        if !ex.discard.get() {
+            ex.sent_body.set(ex.sent_body.get() + bytes.len() as u64);
+        }
         if self.inner.is_complete() {
             self.inner.end(dst)?;
-            ex.in_body.set(false);
+            ex.finish();
         }
         Ok(())
     }
@@ -560,8 +952,9 @@ impl Encoder<&Vec<u8>> for HttpEncoder {
 impl Encoder<End> for HttpEncoder {
     type Error = HttpError;
     fn encode(&mut self, _: End, dst: &mut Vec<u8>) -> Result<(), HttpError> {
-        if self.exchange.in_body.replace(false) {
+        if self.exchange.in_body.get() {
             self.inner.end(dst)?;
+            self.exchange.finish();
         }
         Ok(())
     }
@@ -606,36 +999,71 @@ pub fn with_date<R>(f: impl FnOnce(&[u8; DATE_LEN]) -> R) -> R {
     })
 }
 
-/// Runs `app` on one connection: the seed's
-/// `chain(httpServer.decoder, app, httpServer.encoder)(wrapStream(socket))`.
-///
-/// A request that fails to decode is answered here, with its status (400, 413, 414, 431, 501
-/// or 505) and `Connection: close`, when the app had not started a response; then the
-/// connection closes. An app error or panic ends this connection only.
+/// Runs `app` on one connection with default [`Settings`] (no deadlines without a clock):
+/// the seed's `chain(httpServer.decoder, app, httpServer.encoder)(wrapStream(socket))`.
 ///
 /// # Errors
-/// The pipeline's error: the app's, a stream failure, or a panic.
+/// As `serve_with`: the pipeline's error (the app's, a stream failure, or a panic).
 pub async fn serve<S, A, F>(stream: S, app: A) -> Result<(), codec_chain::Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     A: FnOnce(Reader<S>, Writer<S>) -> F,
     F: Future<Output = Result<(), HttpError>>,
 {
-    let (read, write): (ReadHalf<S>, WriteHalf<S>) = wrap_stream(stream);
+    serve_with(stream, &Rc::new(Settings::default()), None, |_| {}, app).await
+}
+
+/// Runs `app` on one connection.
+///
+/// A request that cannot be read is answered here when the app had not started a response:
+/// its status (400, 413, 414, 431, 501 or 505) or 408 for a head that did not arrive in time,
+/// with `Connection: close`; then the connection closes. `register` sees the connection's
+/// state first (the server keeps it to drain the connection). An app error or panic ends
+/// this connection only.
+///
+/// # Errors
+/// The pipeline's error: the app's (other than the client's mistakes and timeouts, which are
+/// answered or end the connection quietly), a stream failure, or a panic.
+pub(crate) async fn serve_with<S, A, F>(
+    stream: S,
+    settings: &Rc<Settings>,
+    peer: Option<SocketAddr>,
+    register: impl FnOnce(&Rc<Exchange>),
+    app: A,
+) -> Result<(), codec_chain::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    A: FnOnce(Reader<S>, Writer<S>) -> F,
+    F: Future<Output = Result<(), HttpError>>,
+{
+    let config = Config {
+        high_water: settings.high_water,
+        timeouts: settings.timeouts,
+        clock: settings.clock.clone(),
+        ..Config::default()
+    };
+    let (read, write) = wrap_stream_with(stream, config);
     let mut errors = write.clone();
-    let (decoder, encoder) = codec();
+    let handle = write.handle();
+    let (decoder, encoder) = codec(&write, settings, peer);
     let exchange = decoder.exchange.clone();
+    register(&exchange);
     chain(
         decoder,
         move |r, w| async move {
             let res = app(r, w).await;
-            let Some(e) = exchange.decode_error.get() else {
-                return res;
+            let status = match (exchange.decode_error.get(), handle.timed_out()) {
+                _ if exchange.refused.get().is_some() => exchange.refused.get(),
+                (Some(e), _) if e.kind() != ErrorKind::UnexpectedEof => Some(e.status_hint()),
+                (_, Some(Phase::Item)) => Some(408),
+                (Some(_), _) | (_, Some(_)) => None,
+                (None, None) => return res,
             };
-            if e.kind() != ErrorKind::UnexpectedEof && !exchange.in_body.get() {
-                let status = e.status_hint();
-                let mut enc = ResponseEncoder::new();
+            if let Some(status) = status
+                && !exchange.in_body.get()
+            {
                 let body = codec_http::reason(status).unwrap_or("Error");
+                let mut enc = ResponseEncoder::new();
                 errors.queue(|out| {
                     let head = ResponseHead::new(
                         status,
@@ -647,7 +1075,13 @@ where
                     enc.body(b"\n", out)?;
                     enc.end(out)
                 })??;
+                if log::enabled() {
+                    let line = exchange.request_line.borrow();
+                    let line: &[u8] = if exchange.answered.get() { b"-" } else { &line };
+                    log::record(exchange.peer, line, status, body.len() as u64 + 1);
+                }
             }
+            // The client's mistake or silence, answered above: not an app failure.
             Ok(())
         },
         encoder,

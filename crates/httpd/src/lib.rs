@@ -1,11 +1,15 @@
 //! The http-cluster server as a library: the HTTP glue between codec-http and codec-chain
-//! ([`http`]), the built-in apps ([`apps`]), a worker's accept loop ([`server`]) and the
-//! command line ([`cli`]). The `httpd` binary wires them to the `cluster` supervisor.
+//! ([`http`]), the simple request→response form ([`handler`]), the built-in apps ([`apps`]),
+//! a worker's server with its accept loop and draining ([`server`]), the access log ([`log`])
+//! and the command line ([`cli`]). The `httpd` binary wires them to the `cluster` supervisor.
 #![forbid(unsafe_code)]
 
 pub mod apps;
 pub mod cli;
+pub mod drip;
+pub mod handler;
 pub mod http;
+pub mod log;
 pub mod server;
 
 /// Which built-in app a server runs.
@@ -15,6 +19,10 @@ pub enum App {
     Path,
     /// `Hello, World!` (TechEmpower plaintext).
     Hello,
+    /// The request as the server read it, as JSON.
+    Echo,
+    /// A slow streamed response, for draining tests ([`drip`]).
+    Drip,
 }
 
 impl App {
@@ -23,6 +31,8 @@ impl App {
         match self {
             App::Path => "path",
             App::Hello => "hello",
+            App::Echo => "echo",
+            App::Drip => "drip",
         }
     }
 
@@ -31,6 +41,8 @@ impl App {
         match name {
             "path" => Some(App::Path),
             "hello" => Some(App::Hello),
+            "echo" => Some(App::Echo),
+            "drip" => Some(App::Drip),
             _ => None,
         }
     }

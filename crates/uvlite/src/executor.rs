@@ -1,9 +1,11 @@
 //! The single-threaded executor: a slab of boxed futures and a run queue of slab indices.
 //!
-//! Each task has one `Waker`, built once when the task is spawned (an `Arc` holding the loop id,
-//! the slot and its generation). Waking pushes the slot index onto the run queue through the
-//! thread's current loop, so waking never allocates. A waker used on a thread other than its
-//! loop's does nothing: tasks and their wakers belong to one thread.
+//! Each task has one `Waker`, built once when the task is spawned (an `Arc` holding the loop's
+//! remote queue, the slot and its generation). The executor moves that waker out of the slot to
+//! poll the task and back afterwards, so polling does no reference counting. Waking on the
+//! loop's own thread pushes the slot index onto the run queue (`Vec`-backed, no allocation once
+//! warm). Waking from another thread pushes onto the loop's remote queue (a `Mutex<Vec>`) and
+//! pokes the loop's `mio::Waker` once until the loop drains the queue.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -13,7 +15,8 @@ use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::{Pin, pin};
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
 use crate::runtime::Inner;
@@ -28,21 +31,76 @@ struct Slot {
     scheduled: bool,
     running: bool,
     aborted: bool,
+    /// Whether the task keeps [`Loop::run`](crate::Loop::run) going (libuv's ref/unref).
+    referenced: bool,
     future: Option<BoxFuture>,
     waker: Option<Waker>,
 }
 
+/// The part of a loop other threads can reach: wakes for its tasks.
+pub(crate) struct Remote {
+    loop_id: u64,
+    queue: Mutex<Vec<(u32, u32)>>,
+    /// Set when the loop has been poked and has not drained the queue since.
+    notified: AtomicBool,
+    /// Set when the loop is gone: later wakes are dropped.
+    closed: AtomicBool,
+    waker: mio::Waker,
+}
+
+impl Remote {
+    pub(crate) fn new(loop_id: u64, waker: mio::Waker) -> Remote {
+        Remote {
+            loop_id,
+            queue: Mutex::new(Vec::new()),
+            notified: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            waker,
+        }
+    }
+
+    fn push(&self, index: u32, generation: u32) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((index, generation));
+        if !self.notified.swap(true, Ordering::AcqRel) {
+            // Failing to poke an eventfd leaves nothing to do: the loop is going away.
+            let _ = self.waker.wake();
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// The tasks: one `RefCell` for the slab, its free list and the run queue, so scheduling and
+/// running a task each take a single borrow.
+#[derive(Default)]
+struct Table {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    ready: VecDeque<u32>,
+}
+
 pub(crate) struct Executor {
-    slots: RefCell<Vec<Slot>>,
-    free: RefCell<Vec<u32>>,
-    ready: RefCell<VecDeque<u32>>,
+    table: RefCell<Table>,
     live: Cell<usize>,
+    unreferenced: Cell<usize>,
     main_woken: Cell<bool>,
+    remote: Arc<Remote>,
+    /// The remote queue's items are swapped in here to be scheduled, keeping both allocations.
+    remote_spare: RefCell<Vec<(u32, u32)>>,
 }
 
 /// What a task's `Waker` points at.
 struct TaskRef {
-    loop_id: u64,
+    remote: Arc<Remote>,
     index: u32,
     generation: u32,
 }
@@ -52,37 +110,55 @@ impl Wake for TaskRef {
         self.wake_by_ref();
     }
 
+    #[inline]
     fn wake_by_ref(self: &Arc<Self>) {
-        Inner::with_current(|inner| {
-            if inner.id == self.loop_id {
+        let local = Inner::with_current(|inner| {
+            if inner.id == self.remote.loop_id {
                 inner.exec.schedule(self.index, self.generation);
+                true
+            } else {
+                false
             }
         });
+        if local != Some(true) {
+            self.remote.push(self.index, self.generation);
+        }
     }
 }
 
 impl Executor {
-    pub(crate) fn new() -> Executor {
+    pub(crate) fn new(remote: Remote) -> Executor {
         Executor {
-            slots: RefCell::new(Vec::new()),
-            free: RefCell::new(Vec::new()),
-            ready: RefCell::new(VecDeque::new()),
+            table: RefCell::new(Table::default()),
             live: Cell::new(0),
+            unreferenced: Cell::new(0),
             main_woken: Cell::new(false),
+            remote: Arc::new(remote),
+            remote_spare: RefCell::new(Vec::new()),
         }
     }
-
+    /// Tasks that have not finished.
     pub(crate) fn live(&self) -> usize {
         self.live.get()
     }
 
-    pub(crate) fn has_ready(&self) -> bool {
-        self.main_woken.get() || !self.ready.borrow().is_empty()
+    /// Tasks that have not finished and keep `run` going.
+    pub(crate) fn referenced(&self) -> usize {
+        self.live.get() - self.unreferenced.get()
     }
 
-    pub(crate) fn main_waker(&self, loop_id: u64) -> Waker {
+    #[inline]
+    pub(crate) fn has_ready_tasks(&self) -> bool {
+        !self.table.borrow().ready.is_empty()
+    }
+
+    pub(crate) fn has_ready(&self) -> bool {
+        self.main_woken.get() || !self.table.borrow().ready.is_empty()
+    }
+
+    pub(crate) fn main_waker(&self) -> Waker {
         Waker::from(Arc::new(TaskRef {
-            loop_id,
+            remote: self.remote.clone(),
             index: MAIN_TASK,
             generation: 0,
         }))
@@ -101,23 +177,43 @@ impl Executor {
     }
 
     /// Puts a task on the run queue once, however often it is woken before it runs.
+    #[inline]
     pub(crate) fn schedule(&self, index: u32, generation: u32) {
         if index == MAIN_TASK {
             self.main_woken.set(true);
             return;
         }
-        let mut slots = self.slots.borrow_mut();
-        if let Some(slot) = slots.get_mut(index as usize)
+        let mut table = self.table.borrow_mut();
+        let table = &mut *table;
+        if let Some(slot) = table.slots.get_mut(index as usize)
             && slot.generation == generation
             && !slot.scheduled
-            && slot.future.is_some()
+            && (slot.future.is_some() || slot.running)
         {
             slot.scheduled = true;
-            self.ready.borrow_mut().push_back(index);
+            table.ready.push_back(index);
         }
     }
 
-    pub(crate) fn spawn<F>(&self, loop_id: u64, future: F) -> JoinHandle<F::Output>
+    /// Schedules the tasks woken from other threads (the loop's `mio::Waker` fired).
+    pub(crate) fn drain_remote(&self) {
+        self.remote.notified.store(false, Ordering::Release);
+        let mut spare = self.remote_spare.borrow_mut();
+        std::mem::swap(
+            &mut *self.remote.queue.lock().unwrap_or_else(|e| e.into_inner()),
+            &mut *spare,
+        );
+        for &(index, generation) in spare.iter() {
+            self.schedule(index, generation);
+        }
+        spare.clear();
+    }
+
+    pub(crate) fn close_remote(&self) {
+        self.remote.close();
+    }
+
+    pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
@@ -141,98 +237,105 @@ impl Executor {
                 .await;
             guard.0.complete(out);
         };
+        let task: BoxFuture = Box::pin(task);
 
-        let index = self.free.borrow_mut().pop();
-        let mut slots = self.slots.borrow_mut();
-        let index = match index {
+        let mut table = self.table.borrow_mut();
+        let table = &mut *table;
+        let index = match table.free.pop() {
             Some(i) => i,
             None => {
-                slots.push(Slot {
+                table.slots.push(Slot {
                     generation: 0,
                     scheduled: false,
                     running: false,
                     aborted: false,
+                    referenced: true,
                     future: None,
                     waker: None,
                 });
-                u32::try_from(slots.len() - 1).expect("more than 2^32 tasks")
+                u32::try_from(table.slots.len() - 1).expect("more than 2^32 tasks")
             }
         };
-        let slot = &mut slots[index as usize];
-        slot.future = Some(Box::pin(task));
+        let slot = &mut table.slots[index as usize];
+        slot.future = Some(task);
         slot.waker = Some(Waker::from(Arc::new(TaskRef {
-            loop_id,
+            remote: self.remote.clone(),
             index,
             generation: slot.generation,
         })));
         slot.scheduled = true;
         slot.aborted = false;
+        slot.referenced = true;
         let generation = slot.generation;
-        drop(slots);
-        self.ready.borrow_mut().push_back(index);
+        table.ready.push_back(index);
         self.live.set(self.live.get() + 1);
         JoinHandle {
             state,
             index,
             generation,
-            loop_id,
+            loop_id: self.remote.loop_id,
         }
     }
 
     /// Polls ready tasks until the queue is empty or `budget` polls were made.
+    #[inline(never)]
     pub(crate) fn run_ready(&self, budget: usize) {
         for _ in 0..budget {
-            let Some(index) = self.ready.borrow_mut().pop_front() else {
-                return;
+            // One borrow pops the index and takes the task out of its slot.
+            let (index, mut future, waker) = {
+                let mut table = self.table.borrow_mut();
+                let table = &mut *table;
+                let Some(index) = table.ready.pop_front() else {
+                    return;
+                };
+                let slot = &mut table.slots[index as usize];
+                slot.scheduled = false;
+                let Some(future) = slot.future.take() else {
+                    continue;
+                };
+                slot.running = true;
+                // Moved out and back: polling costs no reference counting on the waker.
+                let waker = slot.waker.take().expect("a live task has its waker");
+                (index, future, waker)
             };
-            self.run_task(index);
-        }
-    }
-
-    fn run_task(&self, index: u32) {
-        let (mut future, waker) = {
-            let mut slots = self.slots.borrow_mut();
-            let slot = &mut slots[index as usize];
-            slot.scheduled = false;
-            let Some(future) = slot.future.take() else {
-                return;
-            };
-            slot.running = true;
-            (future, slot.waker.clone().expect("live task has a waker"))
-        };
-        let mut cx = Context::from_waker(&waker);
-        let done = future.as_mut().poll(&mut cx).is_ready();
-        let finished = {
-            let mut slots = self.slots.borrow_mut();
-            let slot = &mut slots[index as usize];
+            let done = future
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_ready();
+            let mut table = self.table.borrow_mut();
+            let slot = &mut table.slots[index as usize];
             slot.running = false;
             if done || slot.aborted {
-                self.release(slot, index);
-                true
+                self.release(&mut table, index);
+                drop(table);
+                // Dropped outside the borrow: the future's destructors may wake or spawn tasks.
+                drop(future);
+                drop(waker);
             } else {
                 slot.future = Some(future);
-                return;
+                slot.waker = Some(waker);
             }
-        };
-        if finished {
-            // Dropped outside the borrow: the future's destructors may wake or spawn tasks.
-            drop(future);
         }
     }
 
-    fn release(&self, slot: &mut Slot, index: u32) {
+    fn release(&self, table: &mut Table, index: u32) {
+        let slot = &mut table.slots[index as usize];
         slot.generation = slot.generation.wrapping_add(1);
         slot.scheduled = false;
         slot.aborted = false;
         slot.waker = None;
-        self.free.borrow_mut().push(index);
+        if !slot.referenced {
+            self.unreferenced.set(self.unreferenced.get() - 1);
+        }
+        slot.referenced = true;
+        table.free.push(index);
         self.live.set(self.live.get() - 1);
     }
 
     fn abort(&self, index: u32, generation: u32) {
-        let future = {
-            let mut slots = self.slots.borrow_mut();
-            let Some(slot) = slots.get_mut(index as usize) else {
+        let (future, waker) = {
+            let mut table = self.table.borrow_mut();
+            let Some(slot) = table.slots.get_mut(index as usize) else {
                 return;
             };
             if slot.generation != generation {
@@ -245,26 +348,38 @@ impl Executor {
             let Some(future) = slot.future.take() else {
                 return;
             };
-            self.release(slot, index);
-            future
+            let waker = slot.waker.take();
+            self.release(&mut table, index);
+            (future, waker)
         };
         drop(future);
+        drop(waker);
+    }
+
+    fn set_referenced(&self, index: u32, generation: u32, referenced: bool) {
+        let mut table = self.table.borrow_mut();
+        let Some(slot) = table.slots.get_mut(index as usize) else {
+            return;
+        };
+        if slot.generation != generation || slot.referenced == referenced {
+            return;
+        }
+        slot.referenced = referenced;
+        let n = self.unreferenced.get();
+        self.unreferenced
+            .set(if referenced { n - 1 } else { n + 1 });
     }
 
     /// Drops every task (when the loop goes away).
     pub(crate) fn clear(&self) {
         loop {
-            let futures: Vec<BoxFuture> = {
-                let mut slots = self.slots.borrow_mut();
+            let futures: Vec<(BoxFuture, Option<Waker>)> = {
+                let mut table = self.table.borrow_mut();
                 let mut out = Vec::new();
-                for (i, slot) in slots.iter_mut().enumerate() {
-                    if let Some(f) = slot.future.take() {
-                        out.push(f);
-                        slot.generation = slot.generation.wrapping_add(1);
-                        slot.waker = None;
-                        slot.scheduled = false;
-                        self.free.borrow_mut().push(i as u32);
-                        self.live.set(self.live.get() - 1);
+                for i in 0..table.slots.len() {
+                    if let Some(f) = table.slots[i].future.take() {
+                        out.push((f, table.slots[i].waker.take()));
+                        self.release(&mut table, i as u32);
                     }
                 }
                 out
@@ -275,7 +390,7 @@ impl Executor {
             // Destructors may spawn more tasks; the loop above collects those too.
             drop(futures);
         }
-        self.ready.borrow_mut().clear();
+        self.table.borrow_mut().ready.clear();
     }
 }
 
@@ -290,7 +405,8 @@ impl<T> JoinState<T> {
         if result.is_none() {
             *result = Some(out);
             drop(result);
-            if let Some(w) = self.waiter.borrow_mut().take() {
+            let waiter = self.waiter.borrow_mut().take();
+            if let Some(w) = waiter {
                 w.wake();
             }
         }
@@ -318,6 +434,11 @@ impl JoinError {
     /// Whether the task panicked.
     pub fn is_panic(&self) -> bool {
         matches!(self, JoinError::Panicked(_))
+    }
+
+    /// Whether the task was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, JoinError::Cancelled)
     }
 }
 
@@ -361,15 +482,18 @@ pub struct JoinHandle<T> {
 }
 
 impl<T> JoinHandle<T> {
+    fn with_exec(&self, f: impl FnOnce(&Executor)) {
+        Inner::with_current(|inner| {
+            if inner.id == self.loop_id {
+                f(&inner.exec);
+            }
+        });
+    }
+
     /// Cancels the task: its future is dropped now, or right after its current poll if it is
     /// aborting itself. Awaiting the handle then gives [`JoinError::Cancelled`].
     pub fn abort(&self) {
-        let (index, generation, loop_id) = (self.index, self.generation, self.loop_id);
-        Inner::with_current(|inner| {
-            if inner.id == loop_id {
-                inner.exec.abort(index, generation);
-            }
-        });
+        self.with_exec(|exec| exec.abort(self.index, self.generation));
     }
 
     /// Lets the task run on without anyone awaiting it.
@@ -378,6 +502,13 @@ impl<T> JoinHandle<T> {
     /// Whether the task has finished (completed, panicked or been cancelled).
     pub fn is_finished(&self) -> bool {
         self.state.result.borrow().is_some()
+    }
+
+    /// Whether the task keeps [`Loop::run`](crate::Loop::run) going (libuv's `uv_ref` /
+    /// `uv_unref`): `run` returns when only unreferenced tasks are left, as a libuv loop does
+    /// when only unreferenced handles are. Tasks start referenced; the flag is not a count.
+    pub fn set_ref(&self, referenced: bool) {
+        self.with_exec(|exec| exec.set_referenced(self.index, self.generation, referenced));
     }
 }
 
@@ -388,7 +519,11 @@ impl<T> Future for JoinHandle<T> {
         if let Some(out) = self.state.result.borrow_mut().take() {
             return Poll::Ready(out);
         }
-        *self.state.waiter.borrow_mut() = Some(cx.waker().clone());
+        let mut waiter = self.state.waiter.borrow_mut();
+        match &*waiter {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => *waiter = Some(cx.waker().clone()),
+        }
         Poll::Pending
     }
 }

@@ -12,17 +12,19 @@ mod process;
 mod reactor;
 mod runtime;
 mod signal;
+mod stream;
 mod sys;
 mod tcp;
 mod timer;
 
 pub use executor::{JoinError, JoinHandle};
-pub use pipe::{HandleType, Pipe};
+pub use pipe::{HandleType, Pipe, PipeListener};
 pub use process::Process;
 pub use runtime::{Loop, now, spawn_local};
 pub use signal::Signal;
-pub use tcp::{TcpListener, TcpStream};
-pub use timer::{Elapsed, Sleep, sleep, sleep_until, timeout};
+pub use stream::{READ_CHUNK, Stream};
+pub use tcp::{ACCEPT_BATCH, ACCEPT_PAUSE_MAX, ACCEPT_PAUSE_MIN, TcpListener, TcpStream};
+pub use timer::{Elapsed, Sleep, Timer, sleep, sleep_until, timeout};
 
 use std::io;
 use std::path::PathBuf;

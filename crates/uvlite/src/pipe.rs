@@ -7,6 +7,7 @@ use std::io::{self, IoSlice, IoSliceMut, Write};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
@@ -131,6 +132,8 @@ impl Pipe {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
+        // No short-read rule here: `recvmsg` on a Unix stream socket stops at a message that
+        // carries fds, so a short read does not prove the queue empty. Only `EAGAIN` clears.
         self.reg.poll_io(cx, Direction::Read, || self.recv(buf))
     }
 
@@ -160,11 +163,23 @@ impl Pipe {
     /// # Errors
     /// Errors of `write(2)`.
     pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        poll_fn(|cx| {
-            self.reg
-                .poll_io(cx, Direction::Write, || (&self.io).write(buf))
-        })
-        .await
+        poll_fn(|cx| self.poll_write(cx, buf)).await
+    }
+
+    /// Poll form of [`write`](Pipe::write).
+    ///
+    /// # Errors
+    /// As [`write`](Pipe::write).
+    pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let res = self
+            .reg
+            .poll_io(cx, Direction::Write, || (&self.io).write(buf));
+        if let Poll::Ready(Ok(n)) = res
+            && n < buf.len()
+        {
+            self.reg.clear_readiness(Direction::Write);
+        }
+        res
     }
 
     /// Writes all of `buf`.
@@ -242,6 +257,70 @@ impl Pipe {
     }
 }
 
+/// A listening Unix stream socket bound to a path (libuv's `uv_pipe_bind` + `uv_listen`); its
+/// connections are [`Pipe`]s that can carry fds.
+pub struct PipeListener {
+    reg: Registration,
+    io: mio::net::UnixListener,
+}
+
+impl PipeListener {
+    /// Binds a Unix stream socket to `path` and listens on it. The path must not exist.
+    ///
+    /// # Errors
+    /// `EADDRINUSE` if the path exists, or the errors of `bind(2)`/`listen(2)`.
+    pub fn bind(path: impl AsRef<std::path::Path>) -> io::Result<PipeListener> {
+        let io = mio::net::UnixListener::bind(path)?;
+        Ok(PipeListener {
+            reg: Registration::with_interest(io.as_raw_fd(), mio::Interest::READABLE)?,
+            io,
+        })
+    }
+
+    /// Accepts one connection, waiting until one is queued.
+    ///
+    /// # Errors
+    /// Errors of `accept4(2)`.
+    pub async fn accept(&self) -> io::Result<Pipe> {
+        poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Poll form of [`accept`](PipeListener::accept).
+    ///
+    /// # Errors
+    /// As [`accept`](PipeListener::accept).
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Pipe>> {
+        match self.reg.poll_io(cx, Direction::Read, || self.io.accept()) {
+            Poll::Ready(Ok((s, _))) => Poll::Ready(Pipe::from_fd(OwnedFd::from(s))),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The path this listener is bound to, if any.
+    pub fn path(&self) -> Option<std::path::PathBuf> {
+        self.io
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(|p| p.to_path_buf()))
+    }
+}
+
+impl AsFd for PipeListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.as_fd()
+    }
+}
+
+impl std::fmt::Debug for PipeListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipeListener")
+            .field("fd", &self.io.as_raw_fd())
+            .field("path", &self.path())
+            .finish()
+    }
+}
+
 impl AsFd for Pipe {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.io.as_fd()
@@ -251,6 +330,66 @@ impl AsFd for Pipe {
 impl AsRawFd for Pipe {
     fn as_raw_fd(&self) -> RawFd {
         self.io.as_raw_fd()
+    }
+}
+
+impl futures_io::AsyncRead for &Pipe {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pipe::poll_read(self.get_mut(), cx, buf)
+    }
+}
+
+impl futures_io::AsyncWrite for &Pipe {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pipe::poll_write(self.get_mut(), cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(match self.shutdown(Shutdown::Write) {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            r => r,
+        })
+    }
+}
+
+impl futures_io::AsyncRead for Pipe {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pipe::poll_read(self.get_mut(), cx, buf)
+    }
+}
+
+impl futures_io::AsyncWrite for Pipe {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pipe::poll_write(self.get_mut(), cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut this: &Pipe = self.get_mut();
+        Pin::new(&mut this).poll_close(cx)
     }
 }
 

@@ -17,6 +17,14 @@ use crate::runtime::Inner;
 ///
 /// Build the command with [`std::process::Command`] (program, arguments, environment,
 /// directory, stdio), then [`spawn`](Process::spawn) it with the fds it should find at 3, 4, ….
+/// libuv's stdio slots map onto `Command`: *inherit* is the default, *ignore* is
+/// `Stdio::null()`, and *create pipe* is one end of [`Pipe::socketpair`](crate::Pipe::socketpair)
+/// given as `Stdio::from(child_end)`, the other end read and written on the loop.
+///
+/// No zombie is left behind: the exit status is collected by [`wait`](Process::wait) (woken
+/// by `SIGCHLD`); a `Process` dropped while its child runs hands the child to the loop, which
+/// reaps it on a later `SIGCHLD`; a loop dropped with such children still running hands each
+/// to a thread that waits for it. Dropping a `Process` does not kill the child.
 ///
 /// # Examples
 /// ```no_run
@@ -126,7 +134,7 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         // Reap now if we can; otherwise the loop keeps the child and reaps it on a later
-        // SIGCHLD, so no zombie is left behind while the loop lives.
+        // SIGCHLD (or, if the loop goes first, a reaper thread waits for it).
         if self.status.is_some() || self.try_wait().ok().flatten().is_some() {
             crate::signal::release_handler(Signum::SIGCHLD);
         } else {

@@ -10,8 +10,15 @@
 //! End of stream and errors are final states: once the kernel reports the peer's FIN (or an
 //! error), the direction stays ready whatever an operation clears, because the FIN may come
 //! in the same edge as the last bytes and no further event would announce it.
+//!
+//! # The per-event path
+//! Each registration owns an `Rc<IoSlot>` of `Cell`s; the slab only maps a token to it. Polling
+//! a handle touches its own slot and nothing else (no `RefCell` borrow, no loop lookup). A
+//! waiting task's `Waker` stays in the slot after it is woken (a `waiting` bit says whether it
+//! still wants the next event), so a task that waits on the same fd again does not clone its
+//! waker: the steady state does no reference-count traffic.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
@@ -29,21 +36,135 @@ pub(crate) enum Direction {
     Write,
 }
 
+const READABLE: u8 = 1;
+const WRITABLE: u8 = 1 << 1;
+/// Sticky: the peer shut its write side, or the socket failed. Reads never block again.
+const READ_CLOSED: u8 = 1 << 2;
+/// Sticky: the socket can no longer be written (or failed). Writes never block again.
+const WRITE_CLOSED: u8 = 1 << 3;
+/// A task waits for the next read (write) event; cleared when it is woken.
+const READ_WAITING: u8 = 1 << 4;
+const WRITE_WAITING: u8 = 1 << 5;
+
+impl Direction {
+    /// The bits that make this direction ready.
+    #[inline]
+    fn ready_bits(self) -> u8 {
+        match self {
+            Direction::Read => READABLE | READ_CLOSED,
+            Direction::Write => WRITABLE | WRITE_CLOSED,
+        }
+    }
+}
+
+/// The readiness of one registered fd.
 #[derive(Default)]
-struct Slot {
-    in_use: bool,
-    readable: bool,
-    writable: bool,
-    /// Sticky: the peer shut its write side, or the socket failed. Reads never block again.
-    read_closed: bool,
-    /// Sticky: the socket can no longer be written (or failed). Writes never block again.
-    write_closed: bool,
-    reader: Option<Waker>,
-    writer: Option<Waker>,
+pub(crate) struct IoSlot {
+    flags: Cell<u8>,
+    reader: Cell<Option<Waker>>,
+    writer: Cell<Option<Waker>>,
+}
+
+impl IoSlot {
+    #[inline]
+    fn waker(&self, dir: Direction) -> &Cell<Option<Waker>> {
+        match dir {
+            Direction::Read => &self.reader,
+            Direction::Write => &self.writer,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<()> {
+        let flags = self.flags.get();
+        if flags & dir.ready_bits() != 0 {
+            return Poll::Ready(());
+        }
+        let cell = self.waker(dir);
+        match cell.take() {
+            Some(w) if w.will_wake(cx.waker()) => cell.set(Some(w)),
+            old => {
+                cell.set(Some(cx.waker().clone()));
+                // A waker's drop may run foreign code: only after the slot is consistent.
+                drop(old);
+            }
+        }
+        let waiting = match dir {
+            Direction::Read => READ_WAITING,
+            Direction::Write => WRITE_WAITING,
+        };
+        self.flags.set(self.flags.get() | waiting);
+        Poll::Pending
+    }
+
+    #[inline]
+    pub(crate) fn is_ready(&self, dir: Direction) -> bool {
+        self.flags.get() & dir.ready_bits() != 0
+    }
+
+    #[inline]
+    pub(crate) fn clear(&self, dir: Direction) {
+        let bit = match dir {
+            Direction::Read => READABLE,
+            Direction::Write => WRITABLE,
+        };
+        self.flags.set(self.flags.get() & !bit);
+    }
+
+    /// Records an event and wakes the tasks waiting for it.
+    #[inline]
+    fn dispatch(&self, event: &mio::event::Event) {
+        let mut flags = self.flags.get();
+        if event.is_error() {
+            flags |= READ_CLOSED | WRITE_CLOSED;
+        }
+        if event.is_read_closed() {
+            flags |= READ_CLOSED;
+        }
+        if event.is_write_closed() {
+            flags |= WRITE_CLOSED;
+        }
+        let mut wake = 0;
+        if event.is_readable() || flags & READ_CLOSED != 0 {
+            flags |= READABLE;
+            wake |= flags & READ_WAITING;
+        }
+        if event.is_writable() || flags & WRITE_CLOSED != 0 {
+            flags |= WRITABLE;
+            wake |= flags & WRITE_WAITING;
+        }
+        self.flags.set(flags & !wake);
+        if wake & READ_WAITING != 0 {
+            wake_in_place(&self.reader);
+        }
+        if wake & WRITE_WAITING != 0 {
+            wake_in_place(&self.writer);
+        }
+    }
+
+    /// Wakes every waiter and marks both directions closed (the loop is going away).
+    fn close(&self) {
+        self.flags
+            .set(self.flags.get() | READABLE | WRITABLE | READ_CLOSED | WRITE_CLOSED);
+        drop(self.reader.take());
+        drop(self.writer.take());
+    }
+}
+
+/// Wakes the waker in `cell` by reference and keeps it there, unless the wake itself stored
+/// another one (foreign wakers may run arbitrary code).
+#[inline]
+fn wake_in_place(cell: &Cell<Option<Waker>>) {
+    let Some(w) = cell.take() else { return };
+    w.wake_by_ref();
+    match cell.take() {
+        None => cell.set(Some(w)),
+        Some(newer) => cell.set(Some(newer)),
+    }
 }
 
 pub(crate) struct Reactor {
-    slots: RefCell<Vec<Slot>>,
+    slots: RefCell<Vec<Option<Rc<IoSlot>>>>,
     free: RefCell<Vec<usize>>,
 }
 
@@ -55,93 +176,42 @@ impl Reactor {
         }
     }
 
-    fn insert(&self) -> usize {
+    fn insert(&self, slot: Rc<IoSlot>) -> usize {
         let mut slots = self.slots.borrow_mut();
-        let index = self.free.borrow_mut().pop().unwrap_or_else(|| {
-            slots.push(Slot::default());
-            slots.len() - 1
-        });
-        slots[index] = Slot {
-            in_use: true,
-            ..Slot::default()
-        };
-        index
+        match self.free.borrow_mut().pop() {
+            Some(i) => {
+                slots[i] = Some(slot);
+                i
+            }
+            None => {
+                slots.push(Some(slot));
+                slots.len() - 1
+            }
+        }
     }
 
     fn remove(&self, index: usize) {
-        let slot = std::mem::take(&mut self.slots.borrow_mut()[index]);
+        let slot = self.slots.borrow_mut()[index].take();
         self.free.borrow_mut().push(index);
         // Wakers are dropped after the borrow ends: a waker's drop may run arbitrary code.
         drop(slot);
     }
 
     /// Records an event and wakes the tasks waiting for it.
+    #[inline]
     pub(crate) fn dispatch(&self, event: &mio::event::Event) {
-        let (reader, writer) = {
-            let mut slots = self.slots.borrow_mut();
-            let Some(slot) = slots.get_mut(event.token().0) else {
-                return;
-            };
-            if !slot.in_use {
-                return;
-            }
-            let mut reader = None;
-            let mut writer = None;
-            if event.is_read_closed() || event.is_error() {
-                slot.read_closed = true;
-            }
-            if event.is_write_closed() || event.is_error() {
-                slot.write_closed = true;
-            }
-            if event.is_readable() || slot.read_closed {
-                slot.readable = true;
-                reader = slot.reader.take();
-            }
-            if event.is_writable() || slot.write_closed {
-                slot.writable = true;
-                writer = slot.writer.take();
-            }
-            (reader, writer)
+        let slot = match self.slots.borrow().get(event.token().0) {
+            Some(Some(slot)) => slot.clone(),
+            _ => return,
         };
-        if let Some(w) = reader {
-            w.wake();
-        }
-        if let Some(w) = writer {
-            w.wake();
-        }
+        slot.dispatch(event);
     }
 
-    fn poll_ready(&self, index: usize, cx: &mut Context<'_>, dir: Direction) -> Poll<()> {
-        let mut slots = self.slots.borrow_mut();
-        let slot = &mut slots[index];
-        let (ready, waker) = match dir {
-            Direction::Read => (slot.readable || slot.read_closed, &mut slot.reader),
-            Direction::Write => (slot.writable || slot.write_closed, &mut slot.writer),
-        };
-        if ready {
-            return Poll::Ready(());
-        }
-        match waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => *waker = Some(cx.waker().clone()),
-        }
-        Poll::Pending
-    }
-
-    fn is_ready(&self, index: usize, dir: Direction) -> bool {
-        let slots = self.slots.borrow();
-        let slot = &slots[index];
-        match dir {
-            Direction::Read => slot.readable || slot.read_closed,
-            Direction::Write => slot.writable || slot.write_closed,
-        }
-    }
-
-    fn clear(&self, index: usize, dir: Direction) {
-        let mut slots = self.slots.borrow_mut();
-        match dir {
-            Direction::Read => slots[index].readable = false,
-            Direction::Write => slots[index].writable = false,
+    /// Wakes every waiter with its fd marked closed (the loop is being dropped).
+    pub(crate) fn close_all(&self) {
+        let slots: Vec<Rc<IoSlot>> = self.slots.borrow().iter().flatten().cloned().collect();
+        for s in slots {
+            s.close();
         }
     }
 }
@@ -149,6 +219,7 @@ impl Reactor {
 /// An fd registered with the loop. Dropping it deregisters the fd, which must still be open:
 /// declare the `Registration` field before the field that owns the fd.
 pub(crate) struct Registration {
+    slot: Rc<IoSlot>,
     inner: Rc<Inner>,
     index: usize,
     fd: RawFd,
@@ -162,31 +233,40 @@ impl Registration {
 
     pub(crate) fn with_interest(fd: RawFd, interest: Interest) -> io::Result<Registration> {
         let inner = Inner::current()?;
-        let index = inner.reactor.insert();
+        let slot = Rc::new(IoSlot::default());
+        let index = inner.reactor.insert(slot.clone());
         let res = inner
-            .registry()
             .registry()
             .register(&mut SourceFd(&fd), Token(index), interest);
         if let Err(e) = res {
             inner.reactor.remove(index);
             return Err(e);
         }
-        Ok(Registration { inner, index, fd })
+        Ok(Registration {
+            slot,
+            inner,
+            index,
+            fd,
+        })
     }
 
+    #[inline]
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<()> {
-        self.inner.reactor.poll_ready(self.index, cx, dir)
+        self.slot.poll_ready(cx, dir)
     }
 
+    #[inline]
     pub(crate) fn is_ready(&self, dir: Direction) -> bool {
-        self.inner.reactor.is_ready(self.index, dir)
+        self.slot.is_ready(dir)
     }
 
+    #[inline]
     pub(crate) fn clear_readiness(&self, dir: Direction) {
-        self.inner.reactor.clear(self.index, dir);
+        self.slot.clear(dir);
     }
 
     /// Runs a non-blocking operation once the fd is ready, clearing readiness on `WouldBlock`.
+    #[inline]
     pub(crate) fn poll_io<R>(
         &self,
         cx: &mut Context<'_>,
@@ -194,11 +274,11 @@ impl Registration {
         mut op: impl FnMut() -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
         loop {
-            if self.poll_ready(cx, dir).is_pending() {
+            if self.slot.poll_ready(cx, dir).is_pending() {
                 return Poll::Pending;
             }
             match op() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_readiness(dir),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.slot.clear(dir),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 res => return Poll::Ready(res),
             }
@@ -210,11 +290,44 @@ impl Drop for Registration {
     fn drop(&mut self) {
         // Deregister explicitly: a listening socket shared with other processes stays in this
         // epoll set after close() for as long as any process holds the open file description.
-        let _ = self
-            .inner
-            .registry()
-            .registry()
-            .deregister(&mut SourceFd(&self.fd));
+        let _ = self.inner.registry().deregister(&mut SourceFd(&self.fd));
         self.inner.reactor.remove(self.index);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_woken_waker_stays_and_is_not_woken_twice() {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let slot = IoSlot::default();
+        assert!(slot.poll_ready(&mut cx, Direction::Read).is_pending());
+        // The slot holds one clone of the waker; waiting again does not clone it again.
+        assert_eq!(Arc::strong_count(&count), 3);
+        assert!(slot.poll_ready(&mut cx, Direction::Read).is_pending());
+        assert_eq!(Arc::strong_count(&count), 3);
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        // A readable event wakes the reader once and leaves the waker in place.
+        slot.flags.set(slot.flags.get() | READABLE);
+        slot.flags.set(slot.flags.get() & !READ_WAITING);
+        wake_in_place(&slot.reader);
+        assert_eq!(Arc::strong_count(&count), 3);
+        assert!(slot.poll_ready(&mut cx, Direction::Read).is_ready());
+        slot.clear(Direction::Read);
+        assert!(!slot.is_ready(Direction::Read));
     }
 }

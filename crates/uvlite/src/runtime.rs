@@ -15,13 +15,16 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll as MioPoll, Token};
 
-use crate::executor::{Executor, JoinHandle};
+use crate::executor::{Executor, JoinHandle, Remote};
 use crate::reactor::Reactor;
 use crate::signal::SignalState;
 use crate::timer::Timers;
 
 /// Token of the signal self-pipe in the poll set; I/O sources use slab indices below it.
 pub(crate) const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
+
+/// Token of the loop's `mio::Waker`, poked when a task is woken from another thread.
+pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX - 2);
 
 /// Events taken from the kernel per poll.
 const EVENTS_CAPACITY: usize = 1024;
@@ -39,12 +42,15 @@ thread_local! {
 pub(crate) struct Inner {
     pub(crate) id: u64,
     poll: RefCell<MioPoll>,
+    registry: mio::Registry,
     events: RefCell<Events>,
     pub(crate) reactor: Reactor,
     pub(crate) timers: RefCell<Timers>,
     pub(crate) exec: Executor,
     pub(crate) signals: SignalState,
-    now: Cell<Instant>,
+    /// The loop's time, read from the clock at its first use in a turn (so a turn with no
+    /// timer and no caller of `now` reads no clock at all).
+    now: Cell<Option<Instant>>,
     stop: Cell<bool>,
     running: Cell<bool>,
 }
@@ -61,20 +67,55 @@ impl Inner {
     }
 
     /// Runs `f` with this thread's loop, if there is one.
+    #[inline]
     pub(crate) fn with_current<R>(f: impl FnOnce(&Inner) -> R) -> Option<R> {
         CURRENT.with(|c| c.borrow().as_deref().map(f))
     }
 
-    pub(crate) fn registry(&self) -> std::cell::Ref<'_, MioPoll> {
-        self.poll.borrow()
+    pub(crate) fn registry(&self) -> &mio::Registry {
+        &self.registry
     }
 
     pub(crate) fn now(&self) -> Instant {
-        self.now.get()
+        match self.now.get() {
+            Some(t) => t,
+            None => {
+                let t = Instant::now();
+                self.now.set(Some(t));
+                t
+            }
+        }
     }
 
+    /// Forgets the cached time: the next use reads the clock.
     fn update_time(&self) {
-        self.now.set(Instant::now());
+        self.now.set(None);
+    }
+
+    /// Fires the due timers, reading the clock only if a timer exists.
+    #[inline(always)]
+    fn fire_timers(&self) {
+        if self.timers.borrow().next_deadline().is_some() {
+            self.fire_due_timers();
+        }
+    }
+
+    #[inline(never)]
+    fn fire_due_timers(&self) {
+        let mut timers = self.timers.borrow_mut();
+        if let Some(next) = timers.next_deadline()
+            && next <= self.now()
+        {
+            timers.fire(self.now());
+        }
+    }
+
+    /// Runs the ready tasks, if there are any (the check is inlined into the turn).
+    #[inline(always)]
+    fn run_ready(&self) {
+        if self.exec.has_ready_tasks() {
+            self.exec.run_ready(TASK_BUDGET);
+        }
     }
 
     /// Polls the kernel for readiness and wakes whatever waits on it.
@@ -86,10 +127,10 @@ impl Inner {
             Err(e) => return Err(e),
         }
         for event in events.iter() {
-            if event.token() == SIGNAL_TOKEN {
-                self.signals.dispatch(self);
-            } else {
-                self.reactor.dispatch(event);
+            match event.token() {
+                SIGNAL_TOKEN => self.signals.dispatch(),
+                WAKER_TOKEN => self.exec.drain_remote(),
+                _ => self.reactor.dispatch(event),
             }
         }
         Ok(())
@@ -101,10 +142,13 @@ impl Inner {
     }
 
     /// One turn of the loop; `block` allows waiting in the kernel for I/O or a timer.
+    ///
+    /// The cached time is dropped at the start of the turn and after a poll that may have
+    /// waited; the clock is read again only when a timer or a caller needs it.
     fn turn(&self, block: bool) -> io::Result<()> {
         self.update_time();
-        self.timers.borrow_mut().fire(self.now());
-        self.exec.run_ready(TASK_BUDGET);
+        self.fire_timers();
+        self.run_ready();
         let timeout = if !block || self.has_work() {
             Some(Duration::ZERO)
         } else {
@@ -114,9 +158,11 @@ impl Inner {
                 .map(|at| at.saturating_duration_since(Instant::now()))
         };
         self.poll_io(timeout)?;
-        self.update_time();
-        self.timers.borrow_mut().fire(self.now());
-        self.exec.run_ready(TASK_BUDGET);
+        if timeout != Some(Duration::ZERO) {
+            self.update_time();
+            self.fire_timers();
+        }
+        self.run_ready();
         Ok(())
     }
 }
@@ -124,7 +170,7 @@ impl Inner {
 /// An event loop: the reactor (mio), timers, signals and a single-threaded executor.
 ///
 /// There is at most one `Loop` per thread; every handle ([`TcpStream`](crate::TcpStream),
-/// [`Timer`](crate::Sleep), [`Signal`](crate::Signal), …) created on a thread belongs to that
+/// [`Timer`](crate::Timer), [`Signal`](crate::Signal), …) created on a thread belongs to that
 /// thread's loop. Tasks are `!Send` futures spawned with [`spawn_local`](crate::spawn_local).
 ///
 /// # Examples
@@ -155,15 +201,20 @@ impl Loop {
             ));
         }
         crate::sys::ignore_sigpipe()?;
+        let id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
+        let poll = MioPoll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = mio::Waker::new(&registry, WAKER_TOKEN)?;
         let inner = Rc::new(Inner {
-            id: NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed),
-            poll: RefCell::new(MioPoll::new()?),
+            id,
+            poll: RefCell::new(poll),
+            registry,
             events: RefCell::new(Events::with_capacity(EVENTS_CAPACITY)),
             reactor: Reactor::new(),
             timers: RefCell::new(Timers::new()),
-            exec: Executor::new(),
+            exec: Executor::new(Remote::new(id, waker)),
             signals: SignalState::new(),
-            now: Cell::new(Instant::now()),
+            now: Cell::new(None),
             stop: Cell::new(false),
             running: Cell::new(false),
         });
@@ -180,7 +231,7 @@ impl Loop {
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         let _running = self.enter();
         let mut future = pin!(future);
-        let waker = self.inner.exec.main_waker(self.inner.id);
+        let waker = self.inner.exec.main_waker();
         let mut cx = Context::from_waker(&waker);
         self.inner.exec.wake_main();
         loop {
@@ -197,32 +248,33 @@ impl Loop {
         }
     }
 
-    /// Runs until no task is alive or [`stop`](Loop::stop) is called.
+    /// Runs until no referenced task is alive (see [`JoinHandle::set_ref`]) or
+    /// [`stop`](Loop::stop) is called (libuv's `UV_RUN_DEFAULT`).
     ///
     /// # Errors
     /// Returns the error of `epoll_wait` other than `EINTR`.
     pub fn run(&self) -> io::Result<()> {
         let _running = self.enter();
-        while !self.inner.stop.get() && self.inner.exec.live() > 0 {
+        while !self.inner.stop.get() && self.alive() {
             self.inner.turn(true)?;
         }
         self.inner.stop.set(false);
         Ok(())
     }
 
-    /// Runs one turn, waiting for I/O or a timer if no task is ready; returns whether any task
-    /// is still alive (libuv's `UV_RUN_ONCE`).
+    /// Runs one turn, waiting for I/O or a timer if no task is ready; returns whether a
+    /// referenced task is still alive (libuv's `UV_RUN_ONCE`).
     ///
     /// # Errors
     /// Returns the error of `epoll_wait` other than `EINTR`.
     pub fn run_once(&self) -> io::Result<bool> {
         let _running = self.enter();
-        self.inner.turn(self.inner.exec.live() > 0)?;
+        self.inner.turn(self.alive())?;
         self.inner.stop.set(false);
-        Ok(self.inner.exec.live() > 0)
+        Ok(self.alive())
     }
 
-    /// Runs one turn without waiting; returns whether any task is still alive
+    /// Runs one turn without waiting; returns whether a referenced task is still alive
     /// (libuv's `UV_RUN_NOWAIT`).
     ///
     /// # Errors
@@ -231,7 +283,13 @@ impl Loop {
         let _running = self.enter();
         self.inner.turn(false)?;
         self.inner.stop.set(false);
-        Ok(self.inner.exec.live() > 0)
+        Ok(self.alive())
+    }
+
+    /// Whether a referenced task is alive, so [`run`](Loop::run) would not return at once
+    /// (libuv's `uv_loop_alive`).
+    pub fn alive(&self) -> bool {
+        self.inner.exec.referenced() > 0
     }
 
     /// Makes [`run`](Loop::run) return after the current turn.
@@ -239,12 +297,14 @@ impl Loop {
         self.inner.stop.set(true);
     }
 
-    /// The loop's cached time, taken at the start of the current turn.
+    /// The loop's cached time: read from the clock once per turn, at its first use (libuv's
+    /// `uv_now`). It never runs ahead of `Instant::now()`.
     pub fn now(&self) -> Instant {
         self.inner.now()
     }
 
-    /// Refreshes the cached time.
+    /// Refreshes the cached time (libuv's `uv_update_time`): the next [`now`](Loop::now)
+    /// reads the clock.
     pub fn update_time(&self) {
         self.inner.update_time();
     }
@@ -255,10 +315,10 @@ impl Loop {
         F: Future + 'static,
         F::Output: 'static,
     {
-        self.inner.exec.spawn(self.inner.id, future)
+        self.inner.exec.spawn(future)
     }
 
-    /// Number of tasks that have not finished.
+    /// Number of tasks that have not finished (referenced or not).
     pub fn tasks(&self) -> usize {
         self.inner.exec.live()
     }
@@ -285,7 +345,9 @@ impl Drop for Loop {
         // Drop every task while the loop is still current, so handles inside them deregister
         // from the poll set; then forget the loop. Rc cycles (task -> handle -> loop) end here.
         self.inner.exec.clear();
+        self.inner.exec.close_remote();
         self.inner.timers.borrow_mut().clear();
+        self.inner.reactor.close_all();
         self.inner.signals.shutdown();
         CURRENT.with(|c| c.borrow_mut().take());
     }
@@ -304,7 +366,7 @@ where
     F::Output: 'static,
 {
     let inner = Inner::current().expect("uvlite::spawn_local called outside a Loop");
-    inner.exec.spawn(inner.id, future)
+    inner.exec.spawn(future)
 }
 
 /// The cached time of this thread's loop (refreshed once per turn), or `Instant::now()` when

@@ -61,6 +61,21 @@ pub(crate) struct SignalState {
     listeners: RefCell<Vec<Weak<Listener>>>,
     child_waiters: RefCell<Vec<Waker>>,
     orphans: RefCell<Vec<std::process::Child>>,
+    /// Set when the loop is dropped: orphans go to reaper threads from then on.
+    shut: Cell<bool>,
+}
+
+/// Waits for `child` on a thread of its own, so it never lingers as a zombie.
+fn reap_in_thread(mut child: std::process::Child) {
+    let spawned = std::thread::Builder::new()
+        .name(format!("uvlite-reap-{}", child.id()))
+        .spawn(move || {
+            let _ = child.wait();
+        });
+    if let Err(e) = spawned {
+        // No thread: the child becomes a zombie when it exits, until this process does.
+        eprintln!("uvlite: cannot start a thread to reap an orphaned child: {e}");
+    }
 }
 
 impl SignalState {
@@ -70,6 +85,7 @@ impl SignalState {
             listeners: RefCell::new(Vec::new()),
             child_waiters: RefCell::new(Vec::new()),
             orphans: RefCell::new(Vec::new()),
+            shut: Cell::new(false),
         }
     }
 
@@ -79,7 +95,7 @@ impl SignalState {
             return Ok(());
         }
         let (rd, wr) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
-        inner.registry().registry().register(
+        inner.registry().register(
             &mut SourceFd(&rd.as_raw_fd()),
             SIGNAL_TOKEN,
             Interest::READABLE,
@@ -102,7 +118,7 @@ impl SignalState {
     }
 
     /// Called when the self-pipe is readable.
-    pub(crate) fn dispatch(&self, _inner: &Inner) {
+    pub(crate) fn dispatch(&self) {
         let pending = match self.pipe.borrow().as_ref() {
             Some((rd, _, slot)) => {
                 let mut sink = [0u8; 64];
@@ -146,8 +162,14 @@ impl SignalState {
         }
     }
 
-    /// Keeps a dropped, still running child to reap it on a later `SIGCHLD`.
+    /// Keeps a dropped, still running child to reap it on a later `SIGCHLD` (or hands it to a
+    /// reaper thread if the loop is already gone).
     pub(crate) fn adopt_orphan(&self, child: std::process::Child) {
+        if self.shut.get() {
+            release_handler(Signum::SIGCHLD);
+            reap_in_thread(child);
+            return;
+        }
         self.orphans.borrow_mut().push(child);
         // It may have exited between the caller's check and now, with its SIGCHLD consumed.
         self.reap_orphans();
@@ -165,8 +187,16 @@ impl SignalState {
             });
     }
 
-    /// Frees this loop's slot when the loop is dropped.
+    /// Frees this loop's slot when the loop is dropped, and hands the children still running
+    /// to reaper threads: each blocks in `waitpid` for its child, so no zombie outlives the
+    /// loop.
     pub(crate) fn shutdown(&self) {
+        self.shut.set(true);
+        self.reap_orphans();
+        for child in self.orphans.borrow_mut().drain(..) {
+            release_handler(Signum::SIGCHLD);
+            reap_in_thread(child);
+        }
         if let Some((_rd, wr, slot)) = self.pipe.borrow_mut().take() {
             let _ = SIGNAL_SLOTS[slot].pipe.compare_exchange(
                 wr.as_raw_fd(),

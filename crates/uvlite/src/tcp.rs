@@ -1,19 +1,33 @@
 //! TCP: a listener that can be bound without listening (so it can be handed to other
 //! processes first), and a non-blocking stream with async read, write, writev and shutdown.
 
-use std::cell::OnceCell;
-use std::future::poll_fn;
+use std::cell::{Cell, OnceCell, RefCell};
+use std::future::{Future, poll_fn};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use nix::sys::socket::{
     self, AddressFamily, Backlog, SockFlag, SockType, SockaddrLike, SockaddrStorage, sockopt,
 };
 
 use crate::reactor::{Direction, Registration};
+use crate::timer::Sleep;
+
+/// Accepts in a row before [`TcpListener::accept`] yields to other tasks (then it comes back
+/// by itself: see [`TcpListener::set_accept_batch`]).
+pub const ACCEPT_BATCH: u32 = 32;
+
+/// First pause of accepting after `EMFILE`/`ENFILE`/`ENOBUFS`/`ENOMEM`; it doubles while the
+/// error persists, up to [`ACCEPT_PAUSE_MAX`], and resets after a successful accept.
+pub const ACCEPT_PAUSE_MIN: Duration = Duration::from_millis(20);
+
+/// Longest pause of accepting when out of fds or memory (nginx waits 500 ms too): service
+/// resumes at most this long after fds are freed.
+pub const ACCEPT_PAUSE_MAX: Duration = Duration::from_millis(500);
 
 /// A TCP listening socket.
 ///
@@ -22,9 +36,27 @@ use crate::reactor::{Direction, Registration};
 /// socket to workers that each listen and accept on it. Accepted sockets are created with
 /// `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`. The listener registers with the loop on its first
 /// `accept`, so a process that only passes it on never wakes for connections.
+///
+/// # Accepting under load
+/// - **Bounded batches without stranding.** Readiness is edge-triggered, so a listener stays
+///   readable until `accept4` says `EAGAIN`. After [`ACCEPT_BATCH`] accepts in a row (see
+///   [`set_accept_batch`](TcpListener::set_accept_batch)), `accept` wakes its own task and
+///   returns `Pending` once: other tasks run, then the task is polled again and goes on
+///   accepting the queued connections, with no new SYN needed.
+/// - **Out of fds.** `EMFILE`, `ENFILE`, `ENOBUFS` and `ENOMEM` are returned once (so the
+///   caller can log them) and pause accepting: the next `accept` waits on a timer (from
+///   [`ACCEPT_PAUSE_MIN`], doubling to [`ACCEPT_PAUSE_MAX`]) before it tries again. A loop
+///   that logs and calls `accept` again therefore never spins; the pending connections stay
+///   in the kernel's queue (and other processes sharing the socket keep accepting them).
 pub struct TcpListener {
     reg: OnceCell<Registration>,
     io: mio::net::TcpListener,
+    /// Accepts since this listener last yielded or found the queue empty.
+    streak: Cell<u32>,
+    batch: Cell<u32>,
+    /// Set while accepting is paused after running out of fds.
+    paused: RefCell<Option<Sleep>>,
+    pause: Cell<Duration>,
 }
 
 impl TcpListener {
@@ -71,6 +103,10 @@ impl TcpListener {
         TcpListener {
             reg: OnceCell::new(),
             io: mio::net::TcpListener::from_std(std::net::TcpListener::from(fd)),
+            streak: Cell::new(0),
+            batch: Cell::new(ACCEPT_BATCH),
+            paused: RefCell::new(None),
+            pause: Cell::new(ACCEPT_PAUSE_MIN),
         }
     }
 
@@ -108,12 +144,15 @@ impl TcpListener {
     /// Accepts one connection, waiting until one is queued.
     ///
     /// # Errors
-    /// Errors of `accept4(2)` such as `EMFILE`; the listener stays usable after them.
+    /// Errors of `accept4(2)` such as `ECONNABORTED` or `EMFILE`; the listener stays usable
+    /// after them, and after `EMFILE`-like errors the next call waits out a pause first (see
+    /// [`TcpListener`]), so calling `accept` again in a loop never spins.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         poll_fn(|cx| self.poll_accept(cx)).await
     }
 
-    /// Poll form of [`accept`](TcpListener::accept).
+    /// Poll form of [`accept`](TcpListener::accept): yields after a batch of accepts and
+    /// waits out a pause after running out of fds, as described on [`TcpListener`].
     ///
     /// # Errors
     /// As [`accept`](TcpListener::accept).
@@ -122,14 +161,59 @@ impl TcpListener {
             Ok(r) => r,
             Err(e) => return Poll::Ready(Err(e)),
         };
+        if self.paused.borrow().is_some() {
+            let mut paused = self.paused.borrow_mut();
+            let sleep = paused.as_mut().expect("checked above");
+            if Pin::new(sleep).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            *paused = None;
+        }
+        if self.streak.get() >= self.batch.get() {
+            // Come back after the other ready tasks: the readiness flag is still set, so the
+            // queued connections are accepted on the next poll without a new event.
+            self.streak.set(0);
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         match reg.poll_io(cx, Direction::Read, || self.io.accept()) {
-            Poll::Ready(Ok((s, addr))) => Poll::Ready(TcpStream::from_mio(s).map(|s| (s, addr))),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok((s, addr))) => {
+                self.streak.set(self.streak.get() + 1);
+                self.pause.set(ACCEPT_PAUSE_MIN);
+                Poll::Ready(TcpStream::from_mio(s).map(|s| (s, addr)))
+            }
+            Poll::Ready(Err(e)) => {
+                if is_out_of_resources(&e) {
+                    let pause = self.pause.get();
+                    self.pause.set((pause * 2).min(ACCEPT_PAUSE_MAX));
+                    *self.paused.borrow_mut() = Some(Sleep::new(std::time::Instant::now() + pause));
+                    self.streak.set(0);
+                }
+                Poll::Ready(Err(e))
+            }
+            Poll::Pending => {
+                self.streak.set(0);
+                Poll::Pending
+            }
         }
     }
 
-    /// Accepts a connection if one is queued, without waiting.
+    /// Sets how many connections [`accept`](TcpListener::accept) takes in a row before it
+    /// yields to other tasks ([`ACCEPT_BATCH`] by default; at least 1).
+    pub fn set_accept_batch(&self, batch: u32) {
+        self.batch.set(batch.max(1));
+    }
+
+    /// Whether accepting is paused after running out of fds (see [`TcpListener`]).
+    pub fn is_accept_paused(&self) -> bool {
+        self.paused
+            .borrow()
+            .as_ref()
+            .is_some_and(|s| !s.is_elapsed())
+    }
+
+    /// Accepts a connection if one is queued, without waiting (and without the batching and
+    /// pausing of [`accept`](TcpListener::accept)).
     ///
     /// # Errors
     /// `WouldBlock` when the queue is empty, or the errors of `accept4(2)`.
@@ -214,6 +298,7 @@ impl TcpStream {
     ///
     /// # Errors
     /// As [`read`](TcpStream::read).
+    #[inline]
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
@@ -257,6 +342,7 @@ impl TcpStream {
     ///
     /// # Errors
     /// As [`write`](TcpStream::write).
+    #[inline]
     pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let res = self
             .reg
@@ -281,6 +367,7 @@ impl TcpStream {
     ///
     /// # Errors
     /// As [`write`](TcpStream::write).
+    #[inline]
     pub fn poll_writev(
         &self,
         cx: &mut Context<'_>,
@@ -331,6 +418,41 @@ impl TcpStream {
     /// Errors of `setsockopt(2)`.
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.io.set_nodelay(on)
+    }
+
+    /// Turns TCP keep-alive probes on after `idle` without traffic, or off with `None`
+    /// (libuv's `uv_tcp_keepalive`; `SO_KEEPALIVE` and `TCP_KEEPIDLE`, rounded up to seconds).
+    ///
+    /// # Errors
+    /// Errors of `setsockopt(2)`.
+    pub fn set_keepalive(&self, idle: Option<Duration>) -> io::Result<()> {
+        socket::setsockopt(&self.io, sockopt::KeepAlive, &idle.is_some())?;
+        if let Some(idle) = idle {
+            let secs = idle.as_secs() + u64::from(idle.subsec_nanos() > 0);
+            let secs = u32::try_from(secs.max(1)).unwrap_or(u32::MAX);
+            socket::setsockopt(&self.io, sockopt::TcpKeepIdle, &secs)?;
+        }
+        Ok(())
+    }
+
+    /// The keep-alive idle time if keep-alive is on.
+    ///
+    /// # Errors
+    /// Errors of `getsockopt(2)`.
+    pub fn keepalive(&self) -> io::Result<Option<Duration>> {
+        if !socket::getsockopt(&self.io, sockopt::KeepAlive)? {
+            return Ok(None);
+        }
+        let secs = socket::getsockopt(&self.io, sockopt::TcpKeepIdle)?;
+        Ok(Some(Duration::from_secs(u64::from(secs))))
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    ///
+    /// # Errors
+    /// Errors of `getsockopt(2)`.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.io.nodelay()
     }
 
     /// The remote address.
@@ -450,6 +572,14 @@ impl futures_io::AsyncWrite for TcpStream {
         let mut this: &TcpStream = self.get_mut();
         Pin::new(&mut this).poll_close(cx)
     }
+}
+
+/// Errors after which accepting again at once would fail again: no fd or no memory.
+fn is_out_of_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 /// The address family of a socket, from `getsockname(2)`.

@@ -96,3 +96,125 @@ fn one_loop_per_thread() -> io::Result<()> {
     );
     Ok(())
 }
+
+/// A one-shot value that another thread sets: the receiving future stores its waker, the
+/// sending thread wakes it (the waker crosses threads).
+struct Shared {
+    value: Option<u32>,
+    waker: Option<std::task::Waker>,
+}
+
+fn channel() -> (
+    std::sync::Arc<std::sync::Mutex<Shared>>,
+    impl std::future::Future<Output = u32>,
+) {
+    let shared = std::sync::Arc::new(std::sync::Mutex::new(Shared {
+        value: None,
+        waker: None,
+    }));
+    let rx = shared.clone();
+    let fut = std::future::poll_fn(move |cx| {
+        let mut s = rx.lock().unwrap();
+        match s.value.take() {
+            Some(v) => std::task::Poll::Ready(v),
+            None => {
+                s.waker = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        }
+    });
+    (shared, fut)
+}
+
+fn send_later(shared: std::sync::Arc<std::sync::Mutex<Shared>>, value: u32) {
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        let waker = {
+            let mut s = shared.lock().unwrap();
+            s.value = Some(value);
+            s.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    });
+}
+
+#[test]
+fn a_task_woken_from_another_thread_runs() -> io::Result<()> {
+    util::run(async {
+        let (tx, rx) = channel();
+        let task = spawn_local(rx);
+        send_later(tx, 41);
+        assert_eq!(task.await.unwrap(), 41);
+        Ok(())
+    })
+}
+
+#[test]
+fn block_on_woken_from_another_thread_returns() -> io::Result<()> {
+    let lp = Loop::new()?;
+    let (tx, rx) = channel();
+    send_later(tx, 7);
+    // Nothing else is alive on the loop: only the remote wake can end this (the timeout only
+    // bounds the test).
+    let got = lp.block_on(uvlite::timeout(util::LIMIT, rx));
+    assert_eq!(got, Ok(7));
+    Ok(())
+}
+
+#[test]
+fn a_waker_outliving_its_loop_is_harmless() -> io::Result<()> {
+    let waker = {
+        let lp = Loop::new()?;
+        lp.block_on(std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(cx.waker().clone())
+        }))
+    };
+    waker.wake_by_ref();
+    std::thread::spawn(move || waker.wake()).join().unwrap();
+    // A new loop on this thread is not disturbed by the old loop's waker.
+    let lp = Loop::new()?;
+    assert_eq!(lp.block_on(async { 1 }), 1);
+    Ok(())
+}
+
+#[test]
+fn run_returns_when_only_unreferenced_tasks_are_left() -> io::Result<()> {
+    let lp = Loop::new()?;
+    let forever = lp.spawn(async { sleep(Duration::from_secs(3600)).await });
+    forever.set_ref(false);
+    let done = Rc::new(Cell::new(false));
+    let d = done.clone();
+    lp.spawn(async move {
+        sleep(Duration::from_millis(5)).await;
+        d.set(true);
+    })
+    .detach();
+    assert!(lp.alive());
+    lp.run()?;
+    assert!(done.get());
+    assert!(!lp.alive());
+    assert_eq!(lp.tasks(), 1);
+    assert!(!forever.is_finished());
+    forever.set_ref(true);
+    assert!(lp.alive());
+    Ok(())
+}
+
+#[test]
+fn a_task_that_wakes_itself_runs_again() -> io::Result<()> {
+    util::run(async {
+        let mut polls = 0;
+        let task = spawn_local(std::future::poll_fn(move |cx| {
+            polls += 1;
+            if polls == 3 {
+                return std::task::Poll::Ready(polls);
+            }
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }));
+        assert_eq!(task.await.unwrap(), 3);
+        Ok(())
+    })
+}

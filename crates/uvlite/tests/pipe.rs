@@ -100,3 +100,80 @@ fn write2_needs_a_byte_and_from_fd_checks_the_type() -> io::Result<()> {
         Ok(())
     })
 }
+
+#[test]
+fn two_handles_in_a_row_are_both_received() -> io::Result<()> {
+    // recvmsg stops at each message that carries an fd: the second one must not be stranded
+    // behind a short read.
+    util::run(async {
+        let (a, b) = Pipe::socketpair()?;
+        let b = Pipe::from_fd(b)?;
+        let l1 = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+        let l2 = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+        a.write2(b"1", l1.as_fd()).await?;
+        a.write2(b"2", l2.as_fd()).await?;
+        let mut buf = [0u8; 64];
+        let mut bytes = Vec::new();
+        while b.pending_count() < 2 {
+            let n = b.read(&mut buf).await?;
+            assert!(n > 0, "EOF before both handles");
+            bytes.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(bytes, b"12");
+        let got1 = TcpListener::from_fd(b.accept_pending().unwrap())?;
+        let got2 = TcpListener::from_fd(b.accept_pending().unwrap())?;
+        assert_eq!(got1.local_addr()?, l1.local_addr()?);
+        assert_eq!(got2.local_addr()?, l2.local_addr()?);
+        Ok(())
+    })
+}
+
+#[test]
+fn a_pipe_is_a_futures_io_stream() -> io::Result<()> {
+    use futures_io::{AsyncRead, AsyncWrite};
+    use std::future::poll_fn;
+    use std::pin::Pin;
+    util::run(async {
+        let (a, b) = Pipe::socketpair()?;
+        let mut b = Pipe::from_fd(b)?;
+        let mut w = &a;
+        let n = poll_fn(|cx| Pin::new(&mut w).poll_write(cx, b"over futures-io")).await?;
+        assert_eq!(n, 15);
+        poll_fn(|cx| Pin::new(&mut w).poll_close(cx)).await?;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4];
+        loop {
+            let n = poll_fn(|cx| Pin::new(&mut b).poll_read(cx, &mut buf)).await?;
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"over futures-io");
+        Ok(())
+    })
+}
+
+#[test]
+fn a_pipe_listener_by_path_accepts_pipes_that_carry_fds() -> io::Result<()> {
+    let dir = std::env::temp_dir().join(format!("uvlite-pipe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("sock");
+    let _ = std::fs::remove_file(&path);
+    let res = util::run(async {
+        let listener = uvlite::PipeListener::bind(&path)?;
+        assert_eq!(listener.path().as_deref(), Some(path.as_path()));
+        let client = Pipe::connect(&path)?;
+        let server = listener.accept().await?;
+        let tcp = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+        client.write2(b"x", tcp.as_fd()).await?;
+        let mut buf = [0u8; 8];
+        assert_eq!(server.read(&mut buf).await?, 1);
+        assert_eq!(server.pending_type(), Some(HandleType::Tcp));
+        let got = TcpListener::from_fd(server.accept_pending().unwrap())?;
+        assert_eq!(got.local_addr()?, tcp.local_addr()?);
+        Ok(())
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    res
+}

@@ -13,6 +13,8 @@ pub(crate) struct Server {
     pub(crate) addr: SocketAddr,
     pub(crate) workers: Vec<u32>,
     pub(crate) stderr: mpsc::Receiver<String>,
+    /// Stdout lines after the first worker lines (respawns print `worker N pid P`).
+    pub(crate) stdout: mpsc::Receiver<String>,
 }
 
 /// A port that was free a moment ago.
@@ -28,9 +30,14 @@ impl Server {
     /// Starts `httpd --listen 127.0.0.1:<free port> --workers N <extra>` and waits for its
     /// worker lines.
     pub(crate) fn start(workers: usize, extra: &[&str]) -> Server {
+        Server::start_bin(env!("CARGO_BIN_EXE_httpd").as_ref(), workers, extra)
+    }
+
+    /// As [`Server::start`], running the executable `bin`.
+    pub(crate) fn start_bin(bin: &std::path::Path, workers: usize, extra: &[&str]) -> Server {
         for _ in 0..5 {
             let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-            let mut child = Command::new(env!("CARGO_BIN_EXE_httpd"))
+            let mut child = Command::new(bin)
                 .args([
                     "--listen",
                     &addr.to_string(),
@@ -82,6 +89,7 @@ impl Server {
                 addr,
                 workers: pids,
                 stderr: erx,
+                stdout: rx,
             };
             server.wait_ready();
             return server;
@@ -273,5 +281,173 @@ impl Conn {
     pub(crate) fn closed(&mut self) -> bool {
         let mut b = [0u8; 1];
         matches!(self.reader.read(&mut b), Ok(0))
+    }
+}
+
+/// Sends `GET /` to a status listener; the status code and the body.
+pub(crate) fn get_status(addr: SocketAddr) -> io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let (head, body) = out
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| io::Error::other("no head"))?;
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| io::Error::other("no status"))?;
+    Ok((code, body.to_owned()))
+}
+
+/// Client threads sending requests until stopped, counting successes and failures.
+pub(crate) struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<LoadCount>>,
+    pub(crate) ok: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// What one load thread saw.
+#[derive(Debug, Default)]
+pub(crate) struct LoadCount {
+    pub(crate) ok: u64,
+    pub(crate) failed: u64,
+    /// Keep-alive connections the server closed with `Connection: close` (not failures).
+    pub(crate) closed_by_server: u64,
+    pub(crate) errors: Vec<String>,
+}
+
+impl Load {
+    /// `clients` threads; each sends `GET /load/<n>` to `addr` and checks a 200 with the
+    /// path app's body. `keep_alive`: one connection per thread, reopened only when the
+    /// server says `Connection: close`; otherwise one connection per request.
+    pub(crate) fn start(addr: SocketAddr, clients: usize, keep_alive: bool) -> Load {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let ok = std::sync::Arc::new(AtomicU64::new(0));
+        let threads = (0..clients)
+            .map(|i| {
+                let stop = stop.clone();
+                let total = ok.clone();
+                std::thread::spawn(move || {
+                    let mut count = LoadCount::default();
+                    let mut conn: Option<Conn> = None;
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        let path = format!("/load/{i}/{n}");
+                        let res = (|| -> io::Result<bool> {
+                            if conn.is_none() {
+                                let s = TcpStream::connect(addr)?;
+                                s.set_read_timeout(Some(Duration::from_secs(10)))?;
+                                s.set_nodelay(true)?;
+                                conn = Some(Conn::new(s));
+                            }
+                            let c = conn.as_mut().unwrap();
+                            let close = if keep_alive {
+                                ""
+                            } else {
+                                "Connection: close\r\n"
+                            };
+                            c.writer.write_all(
+                                format!("GET {path} HTTP/1.1\r\nHost: t\r\n{close}\r\n").as_bytes(),
+                            )?;
+                            let r = c.read_response(false)?;
+                            if r.status != 200 || r.body != format!("{path}\n").as_bytes() {
+                                return Err(io::Error::other(format!(
+                                    "status {} body {:?}",
+                                    r.status,
+                                    String::from_utf8_lossy(&r.body)
+                                )));
+                            }
+                            Ok(r.header("connection") == Some("close"))
+                        })();
+                        match res {
+                            Ok(closed) => {
+                                count.ok += 1;
+                                total.fetch_add(1, Ordering::Relaxed);
+                                if closed || !keep_alive {
+                                    if keep_alive {
+                                        count.closed_by_server += 1;
+                                    }
+                                    conn = None;
+                                }
+                            }
+                            Err(e) => {
+                                count.failed += 1;
+                                if count.errors.len() < 10 {
+                                    count.errors.push(format!("{path}: {e}"));
+                                }
+                                conn = None;
+                            }
+                        }
+                    }
+                    count
+                })
+            })
+            .collect();
+        Load { stop, threads, ok }
+    }
+
+    /// Requests answered so far, over all threads.
+    pub(crate) fn answered(&self) -> u64 {
+        self.ok.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits until `more` further requests are answered (or `limit` passes): proof that the
+    /// load goes on.
+    pub(crate) fn wait_for(&self, more: u64, limit: Duration) -> bool {
+        let target = self.answered() + more;
+        eventually(limit, || self.answered() >= target)
+    }
+
+    /// Stops the threads and sums what they saw.
+    pub(crate) fn finish(self) -> LoadCount {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut sum = LoadCount::default();
+        for t in self.threads {
+            let c = t.join().expect("a load thread panicked");
+            sum.ok += c.ok;
+            sum.failed += c.failed;
+            sum.closed_by_server += c.closed_by_server;
+            sum.errors.extend(c.errors);
+        }
+        sum
+    }
+}
+
+/// The pids in the `worker N pid P` lines received so far (and within `limit` until `n`
+/// have come).
+pub(crate) fn next_workers(server: &Server, n: usize, limit: Duration) -> Vec<(usize, u32)> {
+    let deadline = Instant::now() + limit;
+    let mut out = Vec::new();
+    while out.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match server.stdout.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(rest) = line.strip_prefix("worker ") {
+                    let (slot, pid) = rest.split_once(" pid ").expect("worker line");
+                    out.push((slot.parse().unwrap(), pid.trim().parse().unwrap()));
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// Waits up to `limit` for the master to exit; its status.
+pub(crate) fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }

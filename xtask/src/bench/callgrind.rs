@@ -1,0 +1,371 @@
+//! Instructions per request under callgrind, and where they go.
+//!
+//! The server runs under `valgrind --tool=callgrind --trace-children=yes` (so httpd's worker
+//! is profiled too). After a warm-up, xtask zeroes the worker's counters with
+//! `callgrind_control --zero`, sends a known number of requests, and asks for a dump
+//! (`callgrind_control --dump`): the dump holds exactly the user-space instructions spent on
+//! those requests (plus the loop's idle wake-ups, which are few), so instructions per request
+//! are repeatable to a fraction of a percent, unlike CPU time on a shared machine. Kernel
+//! work (syscalls) is not counted by callgrind.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::DynError;
+
+/// One profiled load on one server.
+#[derive(Clone, Debug)]
+pub(crate) struct Profile {
+    pub(crate) server: &'static str,
+    pub(crate) load: &'static str,
+    pub(crate) requests: u64,
+    pub(crate) instructions: u64,
+    /// Instructions by the source the code came from (a workspace crate, a dependency, std,
+    /// libc), most first.
+    pub(crate) by_source: Vec<(String, u64)>,
+    /// Self cost by function, most first (inlined code counts for the function it was
+    /// inlined into).
+    pub(crate) top: Vec<(String, u64)>,
+}
+
+impl Profile {
+    pub(crate) fn per_request(&self) -> f64 {
+        self.instructions as f64 / self.requests.max(1) as f64
+    }
+}
+
+/// What a callgrind output file says: total, self cost per function and per source file.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Costs {
+    pub(crate) total: u64,
+    pub(crate) by_fn: HashMap<String, u64>,
+    pub(crate) by_file: HashMap<String, u64>,
+}
+
+/// Parses callgrind's output format (one event, `Ir`): name compression `(id) name`, `fl=`,
+/// `fi=`/`fe=` for inlined files, `fn=`, and `calls=` lines whose next cost line is the
+/// callee's inclusive cost (skipped: only self cost is added up).
+pub(crate) fn parse(text: &str) -> Costs {
+    let mut costs = Costs::default();
+    let mut files: HashMap<String, String> = HashMap::new();
+    let mut fns: HashMap<String, String> = HashMap::new();
+    let (mut file, mut inlined, mut func) = (String::new(), None::<String>, String::new());
+    let mut skip_next = false;
+    // `(id) name` defines id; `(id)` refers to it; without an id, the name itself.
+    let name = |table: &mut HashMap<String, String>, v: &str| -> String {
+        let v = v.trim();
+        if let Some(rest) = v.strip_prefix('(')
+            && let Some((id, tail)) = rest.split_once(')')
+        {
+            let tail = tail.trim();
+            if tail.is_empty() {
+                return table.get(id).cloned().unwrap_or_default();
+            }
+            table.insert(id.to_owned(), tail.to_owned());
+            return tail.to_owned();
+        }
+        v.to_owned()
+    };
+    for line in text.lines() {
+        let Some(first) = line.chars().next() else {
+            continue;
+        };
+        if first.is_ascii_digit() || first == '+' || first == '-' || first == '*' {
+            if skip_next {
+                skip_next = false;
+                continue;
+            }
+            let Some(cost) = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            costs.total += cost;
+            *costs.by_fn.entry(func.clone()).or_default() += cost;
+            let f = inlined.as_ref().unwrap_or(&file);
+            *costs.by_file.entry(f.clone()).or_default() += cost;
+        } else if let Some(v) = line.strip_prefix("fl=") {
+            file = name(&mut files, v);
+            inlined = None;
+        } else if let Some(v) = line
+            .strip_prefix("fi=")
+            .or_else(|| line.strip_prefix("fe="))
+        {
+            let f = name(&mut files, v);
+            inlined = (f != file).then_some(f);
+        } else if let Some(v) = line.strip_prefix("fn=") {
+            func = name(&mut fns, v);
+            inlined = None;
+        } else if let Some(v) = line
+            .strip_prefix("cfi=")
+            .or_else(|| line.strip_prefix("cfl="))
+        {
+            name(&mut files, v);
+        } else if let Some(v) = line.strip_prefix("cfn=") {
+            name(&mut fns, v);
+        } else if line.starts_with("calls=") {
+            skip_next = true;
+        }
+    }
+    costs
+}
+
+/// The part of the code a source path belongs to: a workspace crate, a crates.io crate,
+/// Rust's standard library, or libc and the rest.
+pub(crate) fn source_of(path: &str) -> String {
+    if let Some(i) = path.find("crates/") {
+        let rest = &path[i + "crates/".len()..];
+        return rest.split('/').next().unwrap_or(rest).to_owned();
+    }
+    if path.contains("/benches/src/") {
+        return "raw-server".into();
+    }
+    if let Some(i) = path.find("registry/src/") {
+        let krate = path[i..].split('/').nth(3).unwrap_or("");
+        // `httparse-1.10.1` → `httparse`.
+        let name = match krate.rsplit_once('-') {
+            Some((n, v)) if v.starts_with(|c: char| c.is_ascii_digit()) => n,
+            _ => krate,
+        };
+        return name.to_owned();
+    }
+    if path.starts_with("/rustc/") || path.contains("/library/") {
+        return "std (core, alloc, std)".into();
+    }
+    "libc and other (no Rust source)".into()
+}
+
+/// The request both servers get.
+const REQUEST: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: localhost\r\nUser-Agent: xtask-bench\r\n\
+Accept: text/plain\r\n\r\n";
+const BODY: &[u8] = b"Hello, World!";
+
+/// Profiles `program args` (a server listening on `addr`): keep-alive one request at a
+/// time, and pipelined ×16, `requests` each.
+pub(crate) fn profile(
+    out: &Path,
+    server: &'static str,
+    program: &Path,
+    args: &[String],
+    addr: std::net::SocketAddr,
+    requests: u64,
+) -> Result<Vec<Profile>, DynError> {
+    let dir = out.join("callgrind");
+    fs::create_dir_all(&dir)?;
+    let prefix = format!("{server}-{}", addr.port());
+    let mut child = Command::new("valgrind")
+        .args(["--tool=callgrind", "--trace-children=yes", "-q"])
+        .arg(format!(
+            "--callgrind-out-file={}/{prefix}.%p.out",
+            dir.display()
+        ))
+        .arg(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start valgrind: {e}"))?;
+    let result = (|| {
+        let mut conn = connect_when_up(addr, &mut child)?;
+        // The process that serves: httpd's worker (the master's only child), or the server.
+        let pids = super::procfs::tree(child.id());
+        let pid = *pids.last().expect("the tree holds the root");
+        let mut buf = Vec::new();
+        let batch = REQUEST.repeat(16);
+        for _ in 0..200 {
+            exchange(&mut conn, REQUEST, 1, &mut buf)?;
+        }
+        for _ in 0..20 {
+            exchange(&mut conn, &batch, 16, &mut buf)?;
+        }
+        let mut profiles = Vec::new();
+        for (load, depth) in [("keep-alive, one at a time", 1), ("pipelined ×16", 16)] {
+            control(&["--zero"], pid)?;
+            let bytes = if depth == 1 { REQUEST } else { &batch[..] };
+            for _ in 0..requests / depth {
+                exchange(&mut conn, bytes, depth as usize, &mut buf)?;
+            }
+            control(&[&format!("--dump={load}")], pid)?;
+            let file = newest_dump(&dir, &format!("{prefix}.{pid}.out."))
+                .ok_or("callgrind wrote no dump")?;
+            let costs = parse(&fs::read_to_string(&file)?);
+            profiles.push(summarize(server, load, requests / depth * depth, &costs));
+        }
+        Ok(profiles)
+    })();
+    let pids = super::procfs::tree(child.id());
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .args(pids.iter().map(u32::to_string))
+        .status();
+    let _ = child.wait();
+    result
+}
+
+fn summarize(server: &'static str, load: &'static str, requests: u64, c: &Costs) -> Profile {
+    let mut by_source: HashMap<String, u64> = HashMap::new();
+    for (file, cost) in &c.by_file {
+        *by_source.entry(source_of(file)).or_default() += cost;
+    }
+    let sorted = |m: HashMap<String, u64>, n: usize| {
+        let mut v: Vec<(String, u64)> = m.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v.truncate(n);
+        v
+    };
+    Profile {
+        server,
+        load,
+        requests,
+        instructions: c.total,
+        by_source: sorted(by_source, 12),
+        top: sorted(c.by_fn.clone(), 15),
+    }
+}
+
+fn control(args: &[&str], pid: u32) -> Result<(), DynError> {
+    let out = Command::new("callgrind_control")
+        .args(args)
+        .arg(pid.to_string())
+        .output()?;
+    if !out.status.success() || !String::from_utf8_lossy(&out.stdout).contains("OK") {
+        return Err(format!(
+            "callgrind_control {args:?} {pid} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The dump `{prefix}N` with the highest N.
+fn newest_dump(dir: &Path, prefix: &str) -> Option<PathBuf> {
+    fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let n: u32 = name.strip_prefix(prefix)?.parse().ok()?;
+            Some((n, e.path()))
+        })
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, p)| p)
+}
+
+fn connect_when_up(
+    addr: std::net::SocketAddr,
+    child: &mut std::process::Child,
+) -> Result<TcpStream, DynError> {
+    // Valgrind starts slowly, and httpd's worker starts after its master.
+    for _ in 0..600 {
+        if let Some(status) = child.try_wait()? {
+            return Err(format!("the server exited under valgrind ({status})").into());
+        }
+        if let Ok(mut s) = TcpStream::connect(addr) {
+            s.set_read_timeout(Some(Duration::from_secs(30)))?;
+            let mut buf = Vec::new();
+            if exchange(&mut s, REQUEST, 1, &mut buf).is_ok() {
+                return Ok(s);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!("the server under valgrind never answered on {addr}").into())
+}
+
+/// Sends `bytes` and reads `n` `Hello, World!` responses.
+fn exchange(s: &mut TcpStream, bytes: &[u8], n: usize, buf: &mut Vec<u8>) -> Result<(), DynError> {
+    s.write_all(bytes)?;
+    buf.clear();
+    let mut chunk = [0u8; 16 * 1024];
+    let mut seen = 0;
+    let mut scanned = 0;
+    while seen < n {
+        let got = s.read(&mut chunk)?;
+        if got == 0 {
+            return Err("the server closed the connection".into());
+        }
+        buf.extend_from_slice(&chunk[..got]);
+        while let Some(i) = buf[scanned..].windows(BODY.len()).position(|w| w == BODY) {
+            scanned += i + BODY.len();
+            seen += 1;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OUT: &str = "\
+version: 1
+creator: callgrind-3.19.0
+events: Ir
+fl=(1) /work/crates/codec-http/src/request.rs
+fn=(1) codec_http::request::RequestDecoder::decode
+10 100
+fi=(2) /root/.cargo/registry/src/index.crates.io-x/httparse-1.10.1/src/lib.rs
+20 50
+fe=(1)
++1 7
+cfi=(3) ./string/memmove.S
+cfn=(2) __memcpy_avx
+calls=3 0
+11 999
+fl=(3)
+fn=(2)
+0 30
+fn=(1)
+12 3
+";
+
+    #[test]
+    fn self_costs_by_function_and_file() {
+        let c = parse(OUT);
+        // The `calls=` line's inclusive 999 is not self cost.
+        assert_eq!(c.total, 100 + 50 + 7 + 30 + 3);
+        assert_eq!(c.by_fn["codec_http::request::RequestDecoder::decode"], 160);
+        assert_eq!(c.by_fn["__memcpy_avx"], 30);
+        assert_eq!(c.by_file["/work/crates/codec-http/src/request.rs"], 107);
+        assert_eq!(
+            c.by_file["/root/.cargo/registry/src/index.crates.io-x/httparse-1.10.1/src/lib.rs"],
+            50
+        );
+        // The last `fn=(1)` came after `fl=(3)`: its cost is counted in memmove.S's file.
+        assert_eq!(c.by_file["./string/memmove.S"], 33);
+    }
+
+    #[test]
+    fn sources() {
+        assert_eq!(
+            source_of("/work/wt/crates/codec-http/src/request.rs"),
+            "codec-http"
+        );
+        assert_eq!(
+            source_of("/root/.cargo/registry/src/index.crates.io-1949/httparse-1.10.1/src/iter.rs"),
+            "httparse"
+        );
+        assert_eq!(
+            source_of("/rustc/5980/library/core/src/str/validations.rs"),
+            "std (core, alloc, std)"
+        );
+        assert_eq!(
+            source_of("./string/../sysdeps/x86_64/multiarch/memmove-vec-unaligned-erms.S"),
+            "libc and other (no Rust source)"
+        );
+        assert_eq!(
+            source_of("/work/wt/benches/src/bin/raw-server.rs"),
+            "raw-server"
+        );
+    }
+}
