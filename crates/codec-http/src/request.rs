@@ -97,6 +97,9 @@ impl<'a> RequestHead<'a> {
 
     /// Whether the connection may carry another request after this one: HTTP/1.1 unless
     /// `Connection` lists `close`; HTTP/1.0 only if it lists `keep-alive` (and not `close`).
+    /// Never after an Upgrade or CONNECT request: what the client sends next may be in
+    /// another protocol, so a server that declines should close; one that knows better calls
+    /// [`RequestDecoder::resume`].
     pub fn keep_alive(&self) -> bool {
         self.parts.keep_alive
     }
@@ -191,8 +194,9 @@ enum State {
 ///
 /// After an `Upgrade` request (`Upgrade` listed in `Connection`) or a `CONNECT`, the decoder
 /// pauses once the request's `End` is out: the bytes that follow belong to the new protocol
-/// if the server agrees (101, or 2xx to CONNECT), so they are left in the caller's buffer. If
-/// the server declines, it calls [`resume`] and decoding goes on.
+/// if the server agrees (101, or 2xx to CONNECT), so they are left in the caller's buffer.
+/// Such a request's head says `keep_alive() == false`: a server that declines answers and
+/// closes. One that wants to go on with HTTP/1.1 anyway calls [`resume`].
 ///
 /// [`is_paused`]: RequestDecoder::is_paused
 /// [`resume`]: RequestDecoder::resume
@@ -639,15 +643,18 @@ fn parse_request(
             BodyKind::Length(n)
         }
     };
-    parts.keep_alive = match version {
-        Version::Http11 => !fields.conn_close,
-        Version::Http10 => fields.conn_keep_alive && !fields.conn_close,
-    };
     // RFC 9110 §7.8 and §10.1.1: Upgrade and 100-continue mean nothing in HTTP/1.0.
     let http11 = version == Version::Http11;
     parts.expect_continue = http11 && fields.expect_continue;
     parts.upgrade = http11 && fields.has_upgrade && fields.conn_upgrade;
     parts.connect = method == b"CONNECT";
+    // After an Upgrade or CONNECT request the client may already be sending another
+    // protocol: a server that declines closes rather than read those bytes as requests.
+    parts.keep_alive = !(parts.upgrade || parts.connect)
+        && match version {
+            Version::Http11 => !fields.conn_close,
+            Version::Http10 => fields.conn_keep_alive && !fields.conn_close,
+        };
     Ok(Some(end))
 }
 

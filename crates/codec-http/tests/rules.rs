@@ -645,6 +645,8 @@ fn upgrade_stops_decoding_and_hands_the_rest_back() {
         panic!("a head")
     };
     assert!(h.is_upgrade());
+    // A server that declines closes: the bytes after may be in the other protocol.
+    assert!(!h.keep_alive());
     let rest = until_paused(&mut dec, &raw[consumed..]);
     assert_eq!(rest, b"\x81\x05hello");
     // Paused means no event and nothing consumed, and EOF is fine there.
@@ -678,6 +680,7 @@ fn connect_stops_decoding_and_hands_the_rest_back() {
         panic!("a head")
     };
     assert!(h.is_connect());
+    assert!(!h.keep_alive());
     let rest = until_paused(&mut dec, &raw[consumed..]);
     assert_eq!(rest, b"\x16\x03\x01tls bytes");
     assert!(dec.eof(&rest).is_ok());
