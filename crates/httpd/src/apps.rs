@@ -71,7 +71,8 @@ where
 
 /// How the server read the request, as the JSON body of a 200 (`application/json`):
 /// `{"method": …, "target": …, "version": …, "headers": [[name, value], …], "body_b64": …}`.
-/// Headers come in arrival order with case and duplicates kept; method, target, names and
+/// Headers come in arrival order with case and duplicates kept (trailer fields of a chunked
+/// body last); method, target, names and
 /// values map each byte to the code point of the same value, so the JSON is exact for any
 /// byte; the body is base64. Use it with [`Handler`](crate::handler::Handler).
 pub fn echo(req: &Request) -> Response {
@@ -83,7 +84,8 @@ pub fn echo(req: &Request) -> Response {
     out.extend_from_slice(b", \"version\": ");
     json_latin1(req.version().as_str().as_bytes(), &mut out);
     out.extend_from_slice(b", \"headers\": [");
-    for (i, (name, value)) in req.headers().enumerate() {
+    let trailers = req.trailers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
+    for (i, (name, value)) in req.headers().chain(trailers).enumerate() {
         if i > 0 {
             out.extend_from_slice(b", ");
         }

@@ -103,6 +103,10 @@ impl<H: Fn(&Request) -> Response> Handler<H> {
             body.clear();
             read.read_body(&mut body, limit).await?;
             req.body = body;
+            req.trailers.clear();
+            for (name, value) in read.decoder().trailers() {
+                req.trailers.push((name.to_owned(), value.to_vec()));
+            }
             let resp = (self.f)(&req);
             write.write(&resp).await?;
         }

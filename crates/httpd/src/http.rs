@@ -168,6 +168,9 @@ pub struct Request {
     parts: RequestParts,
     /// The body, when an app buffered it (see [`RequestReader::read_body`]).
     pub body: Vec<u8>,
+    /// Trailer fields after a chunked body, when an app buffered it (see
+    /// [`crate::handler::Handler`]).
+    pub trailers: Vec<(String, Vec<u8>)>,
 }
 
 impl Request {
@@ -180,6 +183,7 @@ impl Request {
             raw,
             parts,
             body: Vec::new(),
+            trailers: Vec::new(),
         }
     }
 
@@ -229,6 +233,7 @@ impl Drop for Request {
     fn drop(&mut self) {
         give_bytes(std::mem::take(&mut self.raw));
         give_bytes(std::mem::take(&mut self.body));
+        self.trailers.clear();
         let parts = std::mem::take(&mut self.parts);
         PARTS.with(|p| {
             let mut p = p.borrow_mut();
@@ -483,6 +488,11 @@ impl<S> HttpDecoder<S> {
     pub(crate) fn exchange(&self) -> &Rc<Exchange> {
         &self.exchange
     }
+
+    /// The trailer fields of the last chunked body, once its `End` was read.
+    pub fn trailers(&self) -> codec_http::Trailers<'_> {
+        self.inner.trailers()
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Decoder for HttpDecoder<S> {
@@ -505,6 +515,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Decoder for HttpDecoder<S> {
             Ok(d) => d,
             Err(e) => {
                 ex.decode_error.set(Some(e));
+                // An answer to a HEAD request carries no body, even an error's.
+                ex.head_request.set(src.as_slice().starts_with(b"HEAD "));
                 if log::enabled() && ex.answered.get() {
                     // A head that could not be read: log its first line as it came.
                     let bytes = src.as_slice();
@@ -1064,6 +1076,7 @@ where
             {
                 let body = codec_http::reason(status).unwrap_or("Error");
                 let mut enc = ResponseEncoder::new();
+                enc.head_request(exchange.head_request.get());
                 errors.queue(|out| {
                     let head = ResponseHead::new(
                         status,

@@ -304,3 +304,20 @@ fn a_stream_of_garbage_gets_400_and_nothing_breaks() {
     assert_eq!(c.read_response(false).unwrap().body, b"/still-alive\n");
     let _ = TcpStream::connect(server.addr).unwrap();
 }
+
+#[test]
+fn echo_reflects_trailers_and_head_errors_carry_no_body() {
+    let server = Server::start(1, &["--app", "echo"]);
+    let mut c = Conn::new(server.connect());
+    c.send(b"POST /t HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nX-Sum: 42\r\n\r\n");
+    let r = c.read_response(false).unwrap();
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(body.contains("[\"X-Sum\", \"42\"]]"), "{body}");
+    assert!(body.contains("\"body_b64\": \"aGk=\""), "{body}");
+    // A HEAD that cannot be read gets its 400 without a body.
+    let mut c = Conn::new(server.connect());
+    c.send(b"HEAD / HTTP/1.1\r\n\r\n");
+    let r = c.read_response(true).unwrap();
+    assert_eq!(r.status, 400);
+    assert!(c.closed(), "bytes after the head of a HEAD answer");
+}
