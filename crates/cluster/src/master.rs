@@ -1,5 +1,5 @@
 //! The master's driver: the I/O around the [`Supervisor`]. It opens the listening socket,
-//! spawns workers (this executable, `/proc/self/exe`, with a socketpair at fd 3), sends each
+//! spawns workers (this executable, opened at start, with a socketpair at fd 3), sends each
 //! the socket with `write2(".")`, reads their pipes (ready, heartbeats), reaps exits, turns
 //! signals into supervisor inputs, and carries out the supervisor's actions.
 //!
@@ -12,7 +12,7 @@ use std::fs;
 use std::future::{Future, poll_fn};
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::pin::{Pin, pin};
@@ -143,8 +143,13 @@ struct Driver<'a> {
     timer: Option<Sleep>,
     timer_due: bool,
     started: Instant,
-    /// The executable on disk, for a binary upgrade (workers run `/proc/self/exe`).
+    /// The executable on disk, for a binary upgrade (workers run `image`).
     exe: PathBuf,
+    /// The master's own executable, opened at start: workers run this very file even if the
+    /// one on disk was replaced meanwhile (a new binary comes in through SIGUSR2, not through
+    /// a respawn). Spawned through `/proc/self/fd/N`, which also works under valgrind, whose
+    /// `/proc/self/exe` is its own launcher but whose `open("/proc/self/exe")` is the program.
+    image: Option<std::fs::File>,
 }
 
 impl<'a> Driver<'a> {
@@ -199,6 +204,7 @@ impl<'a> Driver<'a> {
             timer_due: false,
             started: now,
             exe,
+            image: std::fs::File::open("/proc/self/exe").ok(),
         })
     }
 
@@ -386,9 +392,11 @@ impl<'a> Driver<'a> {
 
     fn spawn_worker(&self, slot: usize) -> io::Result<Child> {
         let (pipe, child_end) = Pipe::socketpair()?;
-        // /proc/self/exe: workers run the master's own binary even if the file on disk was
-        // replaced meanwhile (a new binary comes in through SIGUSR2, not through a respawn).
-        let mut cmd = Command::new("/proc/self/exe");
+        // The master's own binary, even if the file on disk was replaced meanwhile.
+        let mut cmd = match &self.image {
+            Some(f) => Command::new(format!("/proc/self/fd/{}", f.as_raw_fd())),
+            None => Command::new(&self.exe),
+        };
         if let Some(arg0) = std::env::args_os().next() {
             cmd.arg0(arg0);
         }

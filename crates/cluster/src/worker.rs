@@ -432,8 +432,8 @@ async fn receive_listener(pipe: &Pipe, decoder: &mut Decoder) -> io::Result<TcpL
     }
 }
 
-/// Workers are started as `/proc/self/exe`, which would make their name (`ps`, `pkill`,
-/// `top`) "exe": take the master's program name instead.
+/// Workers are started as `/proc/self/fd/N`, which would make their name (`ps`, `pkill`,
+/// `top`) a number: take the master's program name instead.
 fn name_after_argv0() {
     let Some(arg0) = std::env::args_os().next() else {
         return;
