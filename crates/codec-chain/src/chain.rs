@@ -22,8 +22,9 @@ pub struct Reader<S, D> {
     /// When the head of the item being received began (the connection's start for the first
     /// item); `None` between items.
     item_since: Option<Instant>,
-    /// The last time bytes arrived or an item was produced.
-    progress: Instant,
+    /// The wait in progress (other than an item's head) and when it began; reset by bytes or
+    /// an item, so the idle and payload deadlines run from the last progress.
+    wait: Option<(Phase, Instant)>,
     /// Whether an item has been produced on this stream.
     served: bool,
 }
@@ -36,7 +37,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
             half,
             decoder,
             item_since: Some(now),
-            progress: now,
+            wait: None,
             served: false,
         }
     }
@@ -66,9 +67,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
             if let Some(item) = self.decoder.decode(&mut self.half.buf)? {
                 self.served = true;
                 self.item_since = None;
-                if let Some(now) = shared.now() {
-                    self.progress = now;
-                }
+                self.wait = None;
                 return Poll::Ready(Ok(Some(item)));
             }
             if self.half.eof {
@@ -82,23 +81,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
             } else {
                 Phase::Item
             };
-            let now = shared.now();
-            let since = match phase {
-                Phase::Item => *self
-                    .item_since
-                    .get_or_insert_with(|| now.unwrap_or_else(Instant::now)),
-                _ => self.progress,
-            };
-            if phase == Phase::Item && shared.poll_deadline(cx, phase, since).is_ready() {
+            if phase == Phase::Item
+                && let Some(now) = shared.now()
+            {
                 // A head trickling in byte by byte still has to be whole by its deadline.
-                return Poll::Ready(Err(self.timed_out(phase).into()));
+                let since = *self.item_since.get_or_insert(now);
+                if shared.poll_deadline(cx, phase, since, now).is_ready() {
+                    return Poll::Ready(Err(self.timed_out(phase).into()));
+                }
             }
             match self.half.poll_fill(cx) {
-                Poll::Ready(Ok(_)) => {
-                    if let Some(now) = now {
-                        self.progress = now;
-                    }
-                }
+                Poll::Ready(Ok(_)) => self.wait = None,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
                 Poll::Pending => {
                     let shared = &self.half.shared;
@@ -107,7 +100,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
                         self.half.buf.release();
                         *shared.control.idle_waker.borrow_mut() = Some(cx.waker().clone());
                     }
-                    if shared.poll_deadline(cx, phase, since).is_ready() {
+                    // The clock is read once per wait, not once per read.
+                    let Some(now) = shared.now() else {
+                        return Poll::Pending;
+                    };
+                    let since = match (phase, self.wait, self.item_since) {
+                        (Phase::Item, _, Some(since)) => since,
+                        (_, Some((p, since)), _) if p == phase => since,
+                        _ => {
+                            self.wait = Some((phase, now));
+                            now
+                        }
+                    };
+                    if shared.poll_deadline(cx, phase, since, now).is_ready() {
                         return Poll::Ready(Err(self.timed_out(phase).into()));
                     }
                     return Poll::Pending;
@@ -376,7 +381,7 @@ where
                 Poll::Pending => {
                     if this
                         .shared
-                        .poll_deadline(cx, Phase::Linger, since)
+                        .poll_deadline(cx, Phase::Linger, since, this.shared.now().unwrap_or(since))
                         .is_ready()
                     {
                         let _ = this.shared.time_out(Phase::Linger);

@@ -145,6 +145,7 @@ impl<S> Shared<S> {
         cx: &mut Context<'_>,
         phase: Phase,
         since: Instant,
+        now: Instant,
     ) -> Poll<()> {
         let Some(clock) = &self.config.clock else {
             return Poll::Pending;
@@ -159,7 +160,7 @@ impl<S> Shared<S> {
             (Some(d), None) | (None, Some(d)) => d,
             (None, None) => return Poll::Pending,
         };
-        if clock.now() >= deadline {
+        if now >= deadline {
             return Poll::Ready(());
         }
         let slot = if phase == Phase::Send {
@@ -237,7 +238,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
                     };
                     let since = self.stall_since.get().unwrap_or(now);
                     self.stall_since.set(Some(since));
-                    return match self.poll_deadline(cx, Phase::Send, since) {
+                    return match self.poll_deadline(cx, Phase::Send, since, now) {
                         Poll::Ready(()) => Poll::Ready(Err(self.time_out(Phase::Send))),
                         Poll::Pending => Poll::Pending,
                     };

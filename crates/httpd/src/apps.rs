@@ -1,6 +1,8 @@
 //! httpd's built-in apps: `path` (the seed's app, line for line), `hello` (TechEmpower
 //! plaintext) and `echo` (how the server read the request, as JSON).
 
+use std::future::Future;
+
 use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::handler::Response;
@@ -20,53 +22,73 @@ use crate::http::{Head, HttpError, Item, Reader, Request, Writer};
 /// end
 /// write()
 /// ```
-pub async fn path<S>(mut read: Reader<S>, mut write: Writer<S>) -> Result<(), HttpError>
+///
+/// (Written as a function returning an `async move` block rather than an `async fn`: an
+/// `async fn` keeps its arguments twice in its future, and this future lives as long as the
+/// connection, idle or not.)
+#[allow(clippy::manual_async_fn)] // on purpose: see above
+pub fn path<S>(
+    mut read: Reader<S>,
+    mut write: Writer<S>,
+) -> impl Future<Output = Result<(), HttpError>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut body = Vec::new(); // reused: no allocation per request
-    while let Some(Item::Head(req)) = read.read().await? {
-        while let Some(Item::Body(_)) = read.read().await? {} // drain the body up to its End
-        body.clear();
-        body.extend_from_slice(req.target());
-        body.push(b'\n'); // local body = req.path .. "\n"
-        let mut head = Head::new(200);
-        head.header("Server", "http-cluster");
-        head.header("Content-Type", "text/plain");
-        head.header("Content-Length", body.len());
-        if req.keep_alive() {
-            head.header("Connection", "keep-alive");
+    async move {
+        let mut body = Vec::new(); // reused: no allocation per request
+        while let Some(Item::Head(req)) = read.read().await? {
+            while let Some(Item::Body(_)) = read.read().await? {} // drain the body to its End
+            body.clear();
+            body.extend_from_slice(req.target());
+            body.push(b'\n'); // local body = req.path .. "\n"
+            let keep_alive = req.keep_alive();
+            drop(req); // (the head's bytes are copied into the body: give them back now)
+            let mut head = Head::new(200);
+            head.header("Server", "http-cluster");
+            head.header("Content-Type", "text/plain");
+            head.header("Content-Length", body.len());
+            if keep_alive {
+                head.header("Connection", "keep-alive");
+            }
+            write.write(&head).await?;
+            write.write(&body).await?;
+            if !keep_alive {
+                break;
+            }
         }
-        write.write(&head).await?;
-        write.write(&body).await?;
-        if !req.keep_alive() {
-            break;
-        }
+        write.close().await?; // write(): flush and shut the connection down
+        Ok(())
     }
-    write.close().await?; // write(): flush and shut the connection down
-    Ok(())
 }
 
 /// TechEmpower's plaintext test: `Hello, World!` for every request.
-pub async fn hello<S>(mut read: Reader<S>, mut write: Writer<S>) -> Result<(), HttpError>
+#[allow(clippy::manual_async_fn)] // as `path`: no second copy of the arguments
+pub fn hello<S>(
+    mut read: Reader<S>,
+    mut write: Writer<S>,
+) -> impl Future<Output = Result<(), HttpError>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     const BODY: &[u8] = b"Hello, World!";
-    while let Some(Item::Head(req)) = read.read().await? {
-        while let Some(Item::Body(_)) = read.read().await? {}
-        let mut head = Head::new(200);
-        head.header("Server", "http-cluster");
-        head.header("Content-Type", "text/plain");
-        head.header("Content-Length", BODY.len());
-        write.write(&head).await?;
-        write.write(BODY).await?;
-        if !req.keep_alive() {
-            break;
+    async move {
+        while let Some(Item::Head(req)) = read.read().await? {
+            let keep_alive = req.keep_alive();
+            drop(req);
+            while let Some(Item::Body(_)) = read.read().await? {}
+            let mut head = Head::new(200);
+            head.header("Server", "http-cluster");
+            head.header("Content-Type", "text/plain");
+            head.header("Content-Length", BODY.len());
+            write.write(&head).await?;
+            write.write(BODY).await?;
+            if !keep_alive {
+                break;
+            }
         }
+        write.close().await?;
+        Ok(())
     }
-    write.close().await?;
-    Ok(())
 }
 
 /// How the server read the request, as the JSON body of a 200 (`application/json`):

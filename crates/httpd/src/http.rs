@@ -141,7 +141,8 @@ const POOL_MAX: usize = 256;
 
 thread_local! {
     static BYTES: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-    static PARTS: RefCell<Vec<RequestParts>> = const { RefCell::new(Vec::new()) };
+    /// The storage of dropped requests: head bytes and offsets, reused together.
+    static HEADS: RefCell<Vec<(Vec<u8>, RequestParts)>> = const { RefCell::new(Vec::new()) };
 }
 
 fn take_bytes() -> Vec<u8> {
@@ -175,9 +176,9 @@ pub struct Request {
 
 impl Request {
     fn from_head(head: &RequestHead<'_>) -> Request {
-        let mut raw = take_bytes();
+        let (mut raw, mut parts) = HEADS.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+        raw.clear();
         raw.extend_from_slice(head.raw());
-        let mut parts = PARTS.with(|p| p.borrow_mut().pop()).unwrap_or_default();
         parts.clone_from(head.parts());
         Request {
             raw,
@@ -231,16 +232,21 @@ impl Request {
 
 impl Drop for Request {
     fn drop(&mut self) {
-        give_bytes(std::mem::take(&mut self.raw));
-        give_bytes(std::mem::take(&mut self.body));
-        self.trailers.clear();
-        let parts = std::mem::take(&mut self.parts);
-        PARTS.with(|p| {
-            let mut p = p.borrow_mut();
-            if p.len() < POOL_MAX {
-                p.push(parts);
-            }
-        });
+        if self.body.capacity() > 0 {
+            give_bytes(std::mem::take(&mut self.body));
+        }
+        if self.raw.capacity() <= 64 * 1024 {
+            let storage = (
+                std::mem::take(&mut self.raw),
+                std::mem::take(&mut self.parts),
+            );
+            HEADS.with(|p| {
+                let mut p = p.borrow_mut();
+                if p.len() < POOL_MAX {
+                    p.push(storage);
+                }
+            });
+        }
     }
 }
 
@@ -396,7 +402,8 @@ impl Exchange {
         }
         self.keep_alive.set(head.keep_alive());
         self.version.set(head.version());
-        self.head_request.set(head.method() == "HEAD");
+        // The head starts with its request line: no text conversion needed.
+        self.head_request.set(head.raw().starts_with(b"HEAD "));
         let body = head.body_kind();
         self.body_done.set(false);
         self.body_left.set(match body {
@@ -534,7 +541,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Decoder for HttpDecoder<S> {
             None => None,
             Some(Event::Head(head)) => {
                 ex.begin(&head, self.settings.max_requests);
-                if head.method() == "CONNECT" {
+                if head.is_connect() {
                     // An origin server does not tunnel (RFC 9110 §9.3.6): refuse, and read
                     // nothing more from this connection.
                     ex.refused.set(Some(501));
@@ -654,7 +661,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RequestReader for Reader<S> {
 }
 
 /// Most header fields a [`Head`] holds without allocating.
-const INLINE_HEADERS: usize = 16;
+const INLINE_HEADERS: usize = 8;
 
 /// A header value: bytes, or a number formatted when the head is encoded.
 #[derive(Clone, Copy, Debug)]
@@ -702,14 +709,18 @@ impl From<u64> for Value<'_> {
 /// neither, a body is sent chunked (or, to an HTTP/1.0 client, until the connection closes).
 /// `Date` is added; so is `Connection: close` when the connection closes after this response
 /// (replacing a `Connection` field the app gave), and `Connection: keep-alive` for an HTTP/1.0
-/// client that keeps it. Up to 16 fields are held without allocating.
+/// client that keeps it. Up to 8 fields are held without allocating, and handed to the encoder
+/// as they are.
 #[derive(Clone, Debug)]
 pub struct Head<'a> {
     /// Status code.
     pub status: u16,
-    inline: [(&'a str, Value<'a>); INLINE_HEADERS],
+    fields: [(&'a str, &'a [u8]); INLINE_HEADERS],
     len: usize,
-    extra: Vec<(&'a str, Value<'a>)>,
+    /// Fields past the inline ones.
+    extra: Vec<(&'a str, &'a [u8])>,
+    /// Numeric values, by field index (their bytes are formatted when the head is encoded).
+    nums: Vec<(usize, u64)>,
     framing: Option<Framing>,
     close: bool,
 }
@@ -719,9 +730,10 @@ impl<'a> Head<'a> {
     pub fn new(status: u16) -> Head<'a> {
         Head {
             status,
-            inline: [("", Value::Num(0)); INLINE_HEADERS],
+            fields: [("", b""); INLINE_HEADERS],
             len: 0,
             extra: Vec::new(),
+            nums: Vec::new(),
             framing: None,
             close: false,
         }
@@ -747,11 +759,18 @@ impl<'a> Head<'a> {
         {
             self.close |= b.eq_ignore_ascii_case(b"close");
         }
+        let bytes = match value {
+            Value::Bytes(b) => b,
+            Value::Num(n) => {
+                self.nums.push((self.len + self.extra.len(), n));
+                b""
+            }
+        };
         if self.len < INLINE_HEADERS {
-            self.inline[self.len] = (name, value);
+            self.fields[self.len] = (name, bytes);
             self.len += 1;
         } else {
-            self.extra.push((name, value));
+            self.extra.push((name, bytes));
         }
         self
     }
@@ -762,8 +781,8 @@ impl<'a> Head<'a> {
         self
     }
 
-    fn fields(&self) -> impl Iterator<Item = &(&'a str, Value<'a>)> {
-        self.inline[..self.len].iter().chain(self.extra.iter())
+    fn fields(&self) -> impl Iterator<Item = &(&'a str, &'a [u8])> {
+        self.fields[..self.len].iter().chain(self.extra.iter())
     }
 
     fn has(&self, name: &str) -> bool {
@@ -826,41 +845,39 @@ impl HttpEncoder {
         let add_close = !interim && !keep;
         let add_keep_alive =
             !interim && keep && ex.version.get() == Version::Http10 && !head.has("connection");
-        // With `Connection: close` decided here, a `Connection` field of the app goes.
-        let skip = |name: &str| add_close && name.eq_ignore_ascii_case("connection");
         self.inner.head_request(ex.head_request.get());
-        if head.extra.is_empty() {
-            // The common case: every field fits inline, numbers are formatted on the stack.
-            let mut nums = [itoa::Buffer::new(); INLINE_HEADERS];
-            let mut list: [(&str, &[u8]); INLINE_HEADERS + 1] = [("", &[]); INLINE_HEADERS + 1];
-            let mut n = 0;
-            for (num, (name, value)) in nums.iter_mut().zip(head.inline[..head.len].iter()) {
-                if skip(name) {
-                    continue;
+        if head.extra.is_empty() && head.nums.is_empty() {
+            if !add_close && !add_keep_alive {
+                // The common case: the app's fields go to the encoder as they are.
+                self.write_head(head.status, &head.fields[..head.len], framing, dst)?;
+            } else {
+                // A `Connection` field decided here replaces the app's.
+                let mut list: [(&str, &[u8]); INLINE_HEADERS + 1] = [("", b""); INLINE_HEADERS + 1];
+                let mut n = 0;
+                for field in &head.fields[..head.len] {
+                    if add_close && field.0.eq_ignore_ascii_case("connection") {
+                        continue;
+                    }
+                    list[n] = *field;
+                    n += 1;
                 }
-                list[n] = (*name, value_bytes(*value, num));
-                n += 1;
+                list[n] = if add_close {
+                    ("Connection", b"close")
+                } else {
+                    ("Connection", b"keep-alive")
+                };
+                self.write_head(head.status, &list[..=n], framing, dst)?;
             }
-            if add_close {
-                list[n] = ("Connection", b"close");
-                n += 1;
-            } else if add_keep_alive {
-                list[n] = ("Connection", b"keep-alive");
-                n += 1;
-            }
-            self.write_head(head.status, &list[..n], framing, dst)?;
         } else {
-            let values: Vec<Vec<u8>> = head
-                .fields()
-                .map(|(_, v)| match v {
-                    Value::Bytes(b) => b.to_vec(),
-                    Value::Num(n) => n.to_string().into_bytes(),
-                })
-                .collect();
+            // More than 8 fields, or numbers to format: the slow path.
+            let mut values: Vec<Vec<u8>> = head.fields().map(|(_, v)| v.to_vec()).collect();
+            for (i, n) in &head.nums {
+                values[*i] = n.to_string().into_bytes();
+            }
             let mut list: Vec<(&str, &[u8])> = head
                 .fields()
                 .zip(&values)
-                .filter(|((name, _), _)| !skip(name))
+                .filter(|((name, _), _)| !(add_close && name.eq_ignore_ascii_case("connection")))
                 .map(|((name, _), v)| (*name, v.as_slice()))
                 .collect();
             if add_close {
@@ -916,13 +933,6 @@ impl HttpEncoder {
             ex.finish();
         }
         Ok(())
-    }
-}
-
-fn value_bytes<'v>(value: Value<'v>, num: &'v mut itoa::Buffer) -> &'v [u8] {
-    match value {
-        Value::Bytes(b) => b,
-        Value::Num(n) => num.format(n).as_bytes(),
     }
 }
 
