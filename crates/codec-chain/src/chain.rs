@@ -64,7 +64,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
             if shared.control.closing.get() && self.decoder.between_items() {
                 return Poll::Ready(Ok(None));
             }
-            if let Some(item) = self.decoder.decode(&mut self.half.buf)? {
+            // An idle keep-alive connection with nothing buffered: go straight to the stream.
+            let skip = self.half.buf.is_empty() && self.decoder.needs_bytes();
+            if !skip && let Some(item) = self.decoder.decode(&mut self.half.buf)? {
                 self.served = true;
                 self.item_since = None;
                 self.wait = None;

@@ -41,6 +41,13 @@ pub trait Decoder {
         true
     }
 
+    /// Whether [`decode`](Decoder::decode) would surely return `Ok(None)` on an empty buffer
+    /// (nothing held back, no state change pending), so the reader may skip that call and go
+    /// straight to the stream. By default never: `decode` is always called.
+    fn needs_bytes(&self) -> bool {
+        false
+    }
+
     /// Whether the decoder is inside an item's payload (e.g. a request body), where the
     /// deadline runs between reads rather than over the whole item. By default never.
     fn in_payload(&self) -> bool {

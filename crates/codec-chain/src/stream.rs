@@ -170,7 +170,10 @@ impl<S> Shared<S> {
         };
         let mut slot = slot.borrow_mut();
         let (armed, timer) = slot.get_or_insert_with(|| (deadline, clock.timer(deadline)));
-        if *armed != deadline {
+        // A deadline that moved later (an idle connection's, after each request) leaves the
+        // timer where it is: it fires early, once, and is moved on then (`armed <= now`), so a
+        // busy connection touches its timer once per timeout, not once per request.
+        if deadline < *armed || *armed <= now {
             timer.reset(deadline);
             *armed = deadline;
         }

@@ -76,6 +76,29 @@ fn an_idle_connection_times_out_after_the_idle_deadline() {
 }
 
 #[test]
+fn the_idle_deadline_runs_from_the_last_item_not_the_first() {
+    // The idle timer armed after "a" is not moved when "b" pushes the deadline later (it
+    // fires early, once, and is moved on then): that early firing must not end the stream.
+    let clock = ManualClock::new();
+    let start = clock.now();
+    let gap = IDLE_TIMEOUT * 2 / 3;
+    let stream = MockStream::scripted(vec![
+        Step::Data(b"a\n".to_vec()),
+        Step::Pause(gap),
+        Step::Data(b"b\n".to_vec()),
+        Step::Stall,
+    ])
+    .with_clock(&clock);
+    let out = stream.output();
+    let (r, w) = wrap_stream_with(stream, config(&clock));
+    let handle = r.handle();
+    block_on_with_clock(chain(Lines, echo, Lines)(r, w), &clock).unwrap_err();
+    assert_eq!(handle.timed_out(), Some(Phase::Idle));
+    assert_eq!(clock.now() - start, gap + IDLE_TIMEOUT);
+    assert_eq!(out.borrow().as_slice(), b"a\nb\n");
+}
+
+#[test]
 fn a_trickled_head_must_be_whole_by_its_deadline() {
     let clock = ManualClock::new();
     let start = clock.now();

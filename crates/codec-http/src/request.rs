@@ -435,7 +435,7 @@ enum Step {
 /// the tab). Errors here are approximate: a head that fails is checked again line by line
 /// by the scanner, which names the fault.
 #[inline(always)]
-fn field_line(raw: &[u8], pos: usize) -> Result<Option<FieldLine<'_>>, Error> {
+fn field_line(raw: &[u8], pos: usize) -> Result<Option<FieldLine>, Error> {
     // The name: every byte up to the first colon must be a tchar (a colon is not one, so
     // this also ends the name at the line's first non-tchar byte).
     let Some(colon) = find_colon(raw, pos) else {
@@ -472,14 +472,33 @@ fn field_line(raw: &[u8], pos: usize) -> Result<Option<FieldLine<'_>>, Error> {
         }
     };
     match raw.get(cr + 1) {
-        Some(b'\n') => Ok(Some((name, crate::head::trim_ows(&raw[start..cr]), cr + 2))),
+        Some(b'\n') => {
+            // Trim the optional whitespace around the value (RFC 9112 §5.1).
+            let (mut v0, mut v1) = (start, cr);
+            while v0 < v1 && matches!(raw[v0], b' ' | b'\t') {
+                v0 += 1;
+            }
+            while v1 > v0 && matches!(raw[v1 - 1], b' ' | b'\t') {
+                v1 -= 1;
+            }
+            Ok(Some(FieldLine {
+                name: (pos, colon),
+                value: (v0, v1),
+                next: cr + 2,
+            }))
+        }
         Some(_) => Err(ErrorKind::InvalidHeaderValue.into()),
         None => Ok(None),
     }
 }
 
-/// A field line: its name, its trimmed value, and where the next line starts.
-type FieldLine<'a> = (&'a [u8], &'a [u8], usize);
+/// Where a field line's parts are in the head: the name's and the trimmed value's ranges,
+/// and where the next line starts.
+struct FieldLine {
+    name: (usize, usize),
+    value: (usize, usize),
+    next: usize,
+}
 
 /// Eight bytes as a little-endian word (so the lowest bits are the first byte).
 #[inline(always)]
@@ -502,6 +521,25 @@ fn zeros(x: u64) -> u64 {
 #[inline(always)]
 fn controls(x: u64) -> u64 {
     (x.wrapping_sub(ONES * 0x20) & !x & HIGH) | zeros(x ^ (ONES * 0x7f))
+}
+
+/// The index of the first byte at or after `i` that cannot be in a request target (see
+/// [`target_byte`]: anything but visible ASCII), eight bytes at a time.
+#[inline(always)]
+fn target_end(raw: &[u8], mut i: usize) -> Option<usize> {
+    while let Some(w) = raw.get(i..i + 8) {
+        let x = word(w);
+        // Below 0x21, from 0x80 up, or DEL; the lowest flag is exact.
+        let m = (x.wrapping_sub(ONES * 0x21) & !x & HIGH) | (x & HIGH) | zeros(x ^ (ONES * 0x7f));
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    raw[i..]
+        .iter()
+        .position(|&b| !target_byte(b))
+        .map(|j| i + j)
 }
 
 /// The index of the first colon at or after `pos`, eight bytes at a time.
@@ -537,11 +575,10 @@ fn parse_request(
     }
     let method = &raw[..sp];
     let t0 = sp + 1;
-    let Some(len) = raw[t0..].iter().position(|&b| !target_byte(b)) else {
+    let Some(t1) = target_end(raw, t0) else {
         return Ok(None);
     };
-    let t1 = t0 + len;
-    if len == 0 || raw[t1] != b' ' {
+    if t1 == t0 || raw[t1] != b' ' {
         return Err(ErrorKind::InvalidTarget.into());
     }
     let target = &raw[t0..t1];
@@ -586,8 +623,8 @@ fn parse_request(
     if !target_form(method, target) {
         return Err(ErrorKind::InvalidTarget.into());
     }
-    parts.method = Span::of(raw, method);
-    parts.target = Span::of(raw, target);
+    parts.method = Span::new(0, sp);
+    parts.target = Span::new(t0, t1);
     parts.version = version;
     parts.headers.clear();
 
@@ -602,17 +639,16 @@ fn parse_request(
             None if raw.len() - pos < 2 => return Ok(None),
             _ => {}
         }
-        let Some((name, value, next)) = field_line(raw, pos)? else {
+        let Some(line) = field_line(raw, pos)? else {
             return Ok(None);
         };
         if parts.headers.len() == max_headers {
             return Err(ErrorKind::TooManyHeaders.into());
         }
-        parts
-            .headers
-            .push((Span::of(raw, name), Span::of(raw, value)));
-        fields.see(name, value)?;
-        pos = next;
+        let ((n0, n1), (v0, v1)) = (line.name, line.value);
+        parts.headers.push((Span::new(n0, n1), Span::new(v0, v1)));
+        fields.see(&raw[n0..n1], &raw[v0..v1])?;
+        pos = line.next;
     };
     if fields.hosts > 1 {
         return Err(ErrorKind::DuplicateHost.into());

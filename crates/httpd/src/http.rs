@@ -584,6 +584,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Decoder for HttpDecoder<S> {
         self.inner.is_idle()
     }
 
+    fn needs_bytes(&self) -> bool {
+        // Idle between requests: an empty buffer decodes to nothing (and the pending
+        // `100 Continue` is only sent inside a body).
+        self.inner.is_idle()
+    }
+
     fn in_payload(&self) -> bool {
         !self.inner.is_idle() && !self.inner.in_head()
     }
