@@ -906,12 +906,7 @@ impl HttpEncoder {
         framing: Framing,
         dst: &mut Vec<u8>,
     ) -> Result<(), HttpError> {
-        let head = ResponseHead {
-            status,
-            reason: None,
-            headers,
-            framing,
-        };
+        let head = ResponseHead::new(status, headers, framing);
         with_date(|date| self.inner.head(&head, Some(date), dst))?;
         Ok(())
     }
