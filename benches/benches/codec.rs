@@ -8,7 +8,7 @@
 use std::hint::black_box;
 
 use benches::{GET_6_HEADERS, GET_20_HEADERS, POST_CHUNKED, codec_request, httparse_request};
-use codec_http::{DateCache, Framing, RequestDecoder, ResponseEncoder, ResponseHead};
+use codec_http::{DateCache, Framing, HeaderBlock, RequestDecoder, ResponseEncoder, ResponseHead};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn decode(c: &mut Criterion) {
@@ -41,6 +41,17 @@ fn encode(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             let head = ResponseHead::new(200, black_box(&fields), Framing::length(0));
+            enc.head(&head, Some(date.get()), &mut out).unwrap();
+            enc.end(&mut out).unwrap();
+            black_box(out.len())
+        })
+    });
+    // The same head with its two fields as one HeaderBlock, checked once (as httpd's hello).
+    let block = HeaderBlock::checked(b"Server: http-cluster\r\nContent-Type: text/plain\r\n");
+    g.bench_function("response_head_block", |b| {
+        b.iter(|| {
+            out.clear();
+            let head = ResponseHead::new(200, &[], Framing::length(0)).with_block(black_box(block));
             enc.head(&head, Some(date.get()), &mut out).unwrap();
             enc.end(&mut out).unwrap();
             black_box(out.len())

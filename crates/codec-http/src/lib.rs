@@ -2,6 +2,7 @@
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
+mod block;
 mod body;
 mod client;
 mod date;
@@ -11,6 +12,7 @@ mod request;
 mod response;
 mod status;
 
+pub use block::HeaderBlock;
 pub use body::Trailers;
 pub use client::{
     ClientRequest, ClientResponse, RequestEncoder, ResponseDecoded, ResponseDecoder, ResponseEvent,

@@ -1,7 +1,7 @@
 //! Encoding messages: the server's response encoder, and the body framing both encoders share.
 
-use crate::DATE_LEN;
 use crate::error::{Error, ErrorKind};
+use crate::{DATE_LEN, HeaderBlock};
 
 /// How a message body is delimited on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +34,8 @@ pub struct ResponseHead<'a> {
     pub status: u16,
     /// Reason phrase; `None` uses the registered one (or an empty phrase).
     pub reason: Option<&'a str>,
+    /// Fields checked once and written as they are, before `headers` (empty by default).
+    pub block: HeaderBlock<'a>,
     /// Header fields, written in order. `Content-Length` and `Transfer-Encoding` are not
     /// allowed here: they come from `framing`.
     pub headers: &'a [(&'a str, &'a [u8])],
@@ -48,9 +50,15 @@ impl<'a> ResponseHead<'a> {
         ResponseHead {
             status,
             reason: None,
+            block: HeaderBlock::EMPTY,
             headers,
             framing,
         }
+    }
+
+    /// This head with `block` written before its `headers`.
+    pub fn with_block(self, block: HeaderBlock<'a>) -> Self {
+        ResponseHead { block, ..self }
     }
 }
 
@@ -250,48 +258,59 @@ impl ResponseEncoder {
         let informational = status < 200;
         let no_body = informational || status == 204;
         let mut num = itoa::Buffer::new();
-        let framing: &[u8] = match head.framing {
-            _ if no_body => b"",
-            Framing::Length(n) => num.format(n).as_bytes(),
-            Framing::Chunked => b"Transfer-Encoding: chunked\r\n",
-            Framing::CloseDelimited => b"",
+        let (framing, digits): (&[u8], &[u8]) = match head.framing {
+            _ if no_body => (b"", b""),
+            Framing::Length(n) => (b"Content-Length: ", num.format(n).as_bytes()),
+            Framing::Chunked => (b"Transfer-Encoding: chunked", b""),
+            Framing::CloseDelimited => (b"", b""),
         };
-        let length_field = !no_body && matches!(head.framing, Framing::Length(_));
-        let len = line.map_or(13 + reason.len() + 2, <[u8]>::len)
+        let framing_len = match framing.len() + digits.len() {
+            0 => 0,
+            n => n + 2,
+        };
+        let line_len = line.map_or(13 + reason.len() + 2, <[u8]>::len);
+        let block = head.block.as_bytes();
+        let len = line_len
+            + block.len()
             + fields
-            + framing.len()
-            + if length_field { 18 } else { 0 }
-            + if date.is_some() { 8 + DATE_LEN } else { 0 }
+            + framing_len
+            + if date.is_some() { DATE_FIELD_LEN } else { 0 }
             + 2;
-        // One reservation (with room for the word moves of `put`); then each piece is a copy
-        // whose capacity check never fails. Fields are written straight into `dst`: pieces
-        // assembled on the stack first cost a store-forwarding stall when copied out.
-        dst.reserve(len + 32);
-        match line {
-            Some(line) => put(dst, line),
+        // The head's bytes are counted above: one `resize` makes room for all of them, and
+        // each piece is then copied into its place, with word moves for short pieces rather
+        // than a `memcpy` call and a capacity check each.
+        let at = dst.len();
+        dst.resize(at + len, 0);
+        let buf = &mut dst[at..];
+        let mut pos = match line {
+            Some(line) => put(buf, 0, line),
             None => {
-                dst.extend_from_slice(&status_start(status));
-                put(dst, reason.as_bytes());
-                dst.extend_from_slice(b"\r\n");
+                buf[..13].copy_from_slice(&status_start(status));
+                let pos = put(buf, 13, reason.as_bytes());
+                put(buf, pos, b"\r\n")
             }
-        }
+        };
+        pos = put(buf, pos, block);
         for (name, value) in head.headers {
-            put_then(dst, name.as_bytes(), b": ");
-            put_then(dst, value, b"\r\n");
+            pos = put(buf, pos, name.as_bytes());
+            pos = put(buf, pos, b": ");
+            pos = put(buf, pos, value);
+            pos = put(buf, pos, b"\r\n");
         }
-        if length_field {
-            dst.extend_from_slice(b"Content-Length: ");
-            put_then(dst, framing, b"\r\n");
-        } else {
-            dst.extend_from_slice(framing);
+        if framing_len > 0 {
+            pos = put(buf, pos, framing);
+            pos = put(buf, pos, digits);
+            pos = put(buf, pos, b"\r\n");
         }
         if let Some(date) = date {
-            dst.extend_from_slice(b"Date: ");
-            dst.extend_from_slice(date);
-            dst.extend_from_slice(b"\r\n\r\n");
-        } else {
-            dst.extend_from_slice(b"\r\n");
+            let field = &mut buf[pos..pos + DATE_FIELD_LEN];
+            field[..6].copy_from_slice(b"Date: ");
+            field[6..6 + DATE_LEN].copy_from_slice(date);
+            field[6 + DATE_LEN..].copy_from_slice(b"\r\n");
+            pos += DATE_FIELD_LEN;
         }
+        put(buf, pos, b"\r\n");
+        debug_assert_eq!(pos + 2, len);
 
         if informational {
             return Ok(());
@@ -347,51 +366,48 @@ fn status_start(status: u16) -> [u8; 13] {
     ]
 }
 
-/// Appends `s`. Pieces of 4 to 32 bytes (most names, values, status lines) are written as
-/// two overlapping word moves into zeroed room that is then cut to size, instead of a call to
-/// `memcpy` each, which is most of the cost for pieces this short.
+/// `Date: ` with the date and CRLF.
+const DATE_FIELD_LEN: usize = 6 + DATE_LEN + 2;
+
+/// Copies `s` into `buf` at `at`; returns where it ends. `buf` must have room.
 #[inline(always)]
-fn put(dst: &mut Vec<u8>, s: &[u8]) {
-    put_then(dst, s, b"");
+fn put(buf: &mut [u8], at: usize, s: &[u8]) -> usize {
+    let end = at + s.len();
+    copy(&mut buf[at..end], s);
+    end
 }
 
-/// Appends `s` and then `tail` (at most 2 bytes: `": "`, CRLF), in one step when `s` is short.
+/// Copies `s` into `d`, of the same length. Pieces of up to 256 bytes (names, values, status
+/// lines, header blocks) are copied with a few overlapping word moves instead of a call to
+/// `memcpy`, which is most of the cost for pieces this short.
 #[inline(always)]
-fn put_then(dst: &mut Vec<u8>, s: &[u8], tail: &[u8]) {
+fn copy(d: &mut [u8], s: &[u8]) {
     let n = s.len();
-    let t = tail.len();
-    if !(4..=30).contains(&n) || t > 2 {
-        dst.extend_from_slice(s);
-        dst.extend_from_slice(tail);
-        return;
-    }
-    let at = dst.len();
-    dst.extend_from_slice(&[0u8; 32]);
-    let d = &mut dst[at..at + 32];
     match n {
+        0 => {}
+        1..=3 => {
+            d[0] = s[0];
+            d[n / 2] = s[n / 2];
+            d[n - 1] = s[n - 1];
+        }
         4..=7 => {
-            d[..4].copy_from_slice(&first::<4>(s));
-            d[n - 4..n].copy_from_slice(&first::<4>(&s[n - 4..]));
+            d[..4].copy_from_slice(&s[..4]);
+            d[n - 4..].copy_from_slice(&s[n - 4..]);
         }
         8..=15 => {
-            d[..8].copy_from_slice(&first::<8>(s));
-            d[n - 8..n].copy_from_slice(&first::<8>(&s[n - 8..]));
+            d[..8].copy_from_slice(&s[..8]);
+            d[n - 8..].copy_from_slice(&s[n - 8..]);
         }
-        _ => {
-            d[..16].copy_from_slice(&first::<16>(s));
-            d[n - 16..n].copy_from_slice(&first::<16>(&s[n - 16..]));
+        16..=256 => {
+            let mut i = 0;
+            while i + 16 < n {
+                d[i..i + 16].copy_from_slice(&s[i..i + 16]);
+                i += 16;
+            }
+            d[n - 16..].copy_from_slice(&s[n - 16..]);
         }
+        _ => d.copy_from_slice(s),
     }
-    d[n..n + t].copy_from_slice(tail);
-    dst.truncate(at + n + t);
-}
-
-/// The first `N` bytes of `s` (which has at least `N`).
-#[inline(always)]
-fn first<const N: usize>(s: &[u8]) -> [u8; N] {
-    let mut w = [0u8; N];
-    w.copy_from_slice(&s[..N]);
-    w
 }
 
 /// Room for the longest framing field (`Content-Length: ` and 20 digits and CRLF).
@@ -554,19 +570,15 @@ mod tests {
     use super::valid_value;
 
     #[test]
-    fn put_appends_exactly_the_piece() {
-        for len in 0..48 {
-            let piece: Vec<u8> = (0..len as u8).map(|i| b'a' + i % 26).collect();
-            for tail in [&b""[..], b":", b"\r\n"] {
-                let mut dst = b"head".to_vec();
-                super::put_then(&mut dst, &piece, tail);
-                super::put(&mut dst, b"!");
-                let mut want = b"head".to_vec();
-                want.extend_from_slice(&piece);
-                want.extend_from_slice(tail);
-                want.push(b'!');
-                assert_eq!(dst, want, "{len} {tail:?}");
-            }
+    fn put_copies_exactly_the_piece() {
+        for len in 0..300 {
+            let piece: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let mut buf = vec![b'.'; len + 8];
+            let end = super::put(&mut buf, 3, &piece);
+            assert_eq!(end, 3 + len);
+            assert_eq!(&buf[..3], b"...", "{len}");
+            assert_eq!(&buf[3..end], &piece[..], "{len}");
+            assert_eq!(&buf[end..], b".....", "{len}");
         }
     }
 

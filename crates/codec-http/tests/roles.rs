@@ -2,8 +2,8 @@
 //! (client), and each encoder run back to back with the decoder of the other side.
 
 use codec_http::{
-    ClientRequest, DateCache, ErrorKind, Event, Framing, RequestDecoder, RequestEncoder,
-    ResponseDecoder, ResponseEncoder, ResponseEvent, ResponseHead, Version,
+    ClientRequest, DateCache, ErrorKind, Event, Framing, HeaderBlock, RequestDecoder,
+    RequestEncoder, ResponseDecoder, ResponseEncoder, ResponseEvent, ResponseHead, Version,
 };
 
 /// An owned response event.
@@ -294,6 +294,63 @@ fn the_response_encoder_refuses_cr_lf_nul_and_writes_nothing() {
         ErrorKind::FramingHeader
     );
     assert_eq!(out, b"kept");
+}
+
+#[test]
+fn a_header_block_encodes_as_its_fields_would() {
+    let date = DateCache::new(784_111_777);
+    let blocks: [&[u8]; 3] = [
+        b"",
+        b"Server: s\r\n",
+        b"Server: http-cluster\r\nContent-Type: text/plain; charset=utf-8\r\nX-Long: \
+          0123456789012345678901234567890123456789012345678901234567890123456789\r\n",
+    ];
+    let more: [(&str, &[u8]); 2] = [("X-A", b"1"), ("Cache-Control", b"no-cache")];
+    for block in blocks {
+        let block = HeaderBlock::new(block).unwrap();
+        let mut fields: Vec<(&str, &[u8])> = block.fields().collect();
+        fields.extend_from_slice(&more);
+        for status in [100, 200, 204, 304, 404, 599] {
+            for framing in [
+                Framing::length(0),
+                Framing::length(12_345_678_901),
+                Framing::chunked(),
+                Framing::CloseDelimited,
+            ] {
+                for reason in [None, Some("Fine")] {
+                    let mut with_block = b"kept".to_vec();
+                    let mut with_fields = b"kept".to_vec();
+                    let head = ResponseHead {
+                        reason,
+                        ..ResponseHead::new(status, &more, framing).with_block(block)
+                    };
+                    ResponseEncoder::new()
+                        .head(&head, Some(date.get()), &mut with_block)
+                        .unwrap();
+                    let head = ResponseHead {
+                        reason,
+                        ..ResponseHead::new(status, &fields, framing)
+                    };
+                    ResponseEncoder::new()
+                        .head(&head, Some(date.get()), &mut with_fields)
+                        .unwrap();
+                    assert_eq!(
+                        String::from_utf8_lossy(&with_block),
+                        String::from_utf8_lossy(&with_fields)
+                    );
+                }
+            }
+        }
+    }
+    // A field given beside a block is still checked.
+    let head = ResponseHead::new(200, &[("X", b"a\nb")], Framing::length(0))
+        .with_block(HeaderBlock::checked(b"Server: s\r\n"));
+    let mut out = Vec::new();
+    let e = ResponseEncoder::new()
+        .head(&head, None, &mut out)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidHeaderField);
+    assert!(out.is_empty());
 }
 
 #[test]

@@ -21,6 +21,8 @@ use codec_http::{
 };
 use futures_io::{AsyncRead, AsyncWrite};
 
+pub use codec_http::HeaderBlock;
+
 use crate::log;
 
 /// The app's reader: decoded [`Item`]s.
@@ -716,11 +718,14 @@ impl From<u64> for Value<'_> {
 /// `Date` is added; so is `Connection: close` when the connection closes after this response
 /// (replacing a `Connection` field the app gave), and `Connection: keep-alive` for an HTTP/1.0
 /// client that keeps it. Up to 8 fields are held without allocating, and handed to the encoder
-/// as they are.
+/// as they are. Fields that every response carries can come as a [`HeaderBlock`], checked once
+/// (see [`block`](Head::block)).
 #[derive(Clone, Debug)]
 pub struct Head<'a> {
     /// Status code.
     pub status: u16,
+    /// Fields checked once, written before the others.
+    block: HeaderBlock<'a>,
     fields: [(&'a str, &'a [u8]); INLINE_HEADERS],
     len: usize,
     /// Fields past the inline ones.
@@ -736,6 +741,7 @@ impl<'a> Head<'a> {
     pub fn new(status: u16) -> Head<'a> {
         Head {
             status,
+            block: HeaderBlock::EMPTY,
             fields: [("", b""); INLINE_HEADERS],
             len: 0,
             extra: Vec::new(),
@@ -777,6 +783,21 @@ impl<'a> Head<'a> {
             self.len += 1;
         } else {
             self.extra.push((name, bytes));
+        }
+        self
+    }
+
+    /// Adds the fields of `block`, written as they are, before those of [`header`](Head::header),
+    /// with no check per response (they were checked when the block was made). A head has one
+    /// block; a second replaces the first. A block with a `Connection` field is taken field by
+    /// field, as [`header`](Head::header) takes them, since the server may replace that field.
+    pub fn block(&mut self, block: HeaderBlock<'a>) -> &mut Self {
+        if block.has_connection() {
+            for (name, value) in block.fields() {
+                self.header(name, value);
+            }
+        } else {
+            self.block = block;
         }
         self
     }
@@ -855,7 +876,7 @@ impl HttpEncoder {
         if head.extra.is_empty() && head.nums.is_empty() {
             if !add_close && !add_keep_alive {
                 // The common case: the app's fields go to the encoder as they are.
-                self.write_head(head.status, &head.fields[..head.len], framing, dst)?;
+                self.write_head(head, &head.fields[..head.len], framing, dst)?;
             } else {
                 // A `Connection` field decided here replaces the app's.
                 let mut list: [(&str, &[u8]); INLINE_HEADERS + 1] = [("", b""); INLINE_HEADERS + 1];
@@ -872,7 +893,7 @@ impl HttpEncoder {
                 } else {
                     ("Connection", b"keep-alive")
                 };
-                self.write_head(head.status, &list[..=n], framing, dst)?;
+                self.write_head(head, &list[..=n], framing, dst)?;
             }
         } else {
             // More than 8 fields, or numbers to format: the slow path.
@@ -891,7 +912,7 @@ impl HttpEncoder {
             } else if add_keep_alive {
                 list.push(("Connection", b"keep-alive"));
             }
-            self.write_head(head.status, &list, framing, dst)?;
+            self.write_head(head, &list, framing, dst)?;
         }
         if !interim {
             ex.discard.set(ex.head_request.get());
@@ -905,19 +926,16 @@ impl HttpEncoder {
         Ok(())
     }
 
+    /// Writes `head`'s status and block, then `headers` (the head's other fields, with the
+    /// server's `Connection`).
     fn write_head(
         &mut self,
-        status: u16,
+        head: &Head<'_>,
         headers: &[(&str, &[u8])],
         framing: Framing,
         dst: &mut Vec<u8>,
     ) -> Result<(), HttpError> {
-        let head = ResponseHead {
-            status,
-            reason: None,
-            headers,
-            framing,
-        };
+        let head = ResponseHead::new(head.status, headers, framing).with_block(head.block);
         with_date(|date| self.inner.head(&head, Some(date), dst))?;
         Ok(())
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::Conn;
 use httpd::handler::{Handler, Response};
-use httpd::http::{Head, HttpError, Item, Reader, Settings, Writer};
+use httpd::http::{Head, HeaderBlock, HttpError, Item, Reader, Settings, Writer};
 use httpd::server::Server;
 
 /// Starts a server thread running the settings and app that `make` builds there; returns
@@ -93,6 +93,58 @@ fn an_app_that_panics_ends_only_its_connection() {
     let mut next = connect(addr);
     next.send(b"GET /c HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(next.read_response(false).unwrap().body, b"ok");
+}
+
+/// Answers with a header block (one with `Connection: close` for `/close`), then a field.
+async fn with_blocks(mut read: Reader, mut write: Writer) -> Result<(), HttpError> {
+    const PLAIN: HeaderBlock<'static> =
+        HeaderBlock::checked(b"Server: t\r\nContent-Type: text/plain\r\n");
+    const CLOSING: HeaderBlock<'static> = HeaderBlock::checked(b"X-A: 1\r\nConnection: close\r\n");
+    while let Some(Item::Head(req)) = read.read().await? {
+        let close = req.path() == "/close";
+        drop(req);
+        while let Some(Item::Body(_)) = read.read().await? {}
+        let mut head = Head::new(200);
+        head.block(if close { CLOSING } else { PLAIN });
+        head.header("X-B", "2");
+        head.header("Content-Length", 2usize);
+        write.write(&head).await?;
+        write.write(b"ok").await?;
+    }
+    write.close().await?;
+    Ok(())
+}
+
+#[test]
+fn a_header_block_is_written_first_and_its_connection_field_is_heeded() {
+    let (addr, _drain) = start(100, || (Settings::default(), with_blocks));
+    let mut c = connect(addr);
+    c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.read_response(false).unwrap();
+    assert_eq!(
+        r.head_without_date(),
+        "HTTP/1.1 200 OK\r\nServer: t\r\nContent-Type: text/plain\r\nX-B: 2\r\n\
+         Content-Length: 2\r\nDate: <date>\r\n\r\n"
+    );
+    assert_eq!(r.body, b"ok");
+    // An HTTP/1.0 client that keeps the connection is told so, after the block.
+    c.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    let r = c.read_response(false).unwrap();
+    assert_eq!(
+        r.head_without_date(),
+        "HTTP/1.1 200 OK\r\nServer: t\r\nContent-Type: text/plain\r\nX-B: 2\r\n\
+         Connection: keep-alive\r\nContent-Length: 2\r\nDate: <date>\r\n\r\n"
+    );
+    // A block's `Connection: close` closes the connection, and is the only `Connection`.
+    c.send(b"GET /close HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.read_response(false).unwrap();
+    assert_eq!(
+        r.head_without_date(),
+        "HTTP/1.1 200 OK\r\nX-A: 1\r\nX-B: 2\r\nConnection: close\r\n\
+         Content-Length: 2\r\nDate: <date>\r\n\r\n"
+    );
+    assert_eq!(r.body, b"ok");
+    assert!(c.closed());
 }
 
 #[test]
