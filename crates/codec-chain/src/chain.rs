@@ -50,8 +50,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
     ///
     /// # Errors
     /// The decoder's errors, and the stream's read errors converted into them.
-    pub async fn read(&mut self) -> Result<Option<D::Item>, D::Error> {
-        poll_fn(|cx| self.poll_read(cx)).await
+    pub fn read(&mut self) -> impl Future<Output = Result<Option<D::Item>, D::Error>> + '_ {
+        // A plain poll function rather than an `async fn`: no state machine of its own.
+        poll_fn(move |cx| self.poll_read(cx))
     }
 
     /// Poll form of [`read`](Reader::read).
@@ -172,14 +173,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin, E> Writer<S, E> {
     ///
     /// # Errors
     /// The encoder's errors, and the stream's write errors converted into them.
-    pub async fn write<I>(&mut self, item: I) -> Result<(), E::Error>
+    pub fn write<I>(&mut self, item: I) -> impl Future<Output = Result<(), E::Error>>
     where
         E: Encoder<I>,
     {
-        let encoder = &mut self.encoder;
-        self.half.queue(|out| encoder.encode(item, out))??;
-        self.half.shared.after_write().await?;
-        Ok(())
+        // Encoded at the first poll, as an `async fn` would, but with no state machine.
+        let mut item = Some(item);
+        poll_fn(move |cx| {
+            if let Some(item) = item.take() {
+                let encoder = &mut self.encoder;
+                self.half.queue(|out| encoder.encode(item, out))??;
+            }
+            self.half.shared.poll_after_write(cx).map_err(Into::into)
+        })
     }
 
     /// Waits until every queued byte is with the kernel.

@@ -301,15 +301,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
 
     /// After a write: flush now (not driven), or down to the high-water mark (driven).
     pub(crate) async fn after_write(&self) -> io::Result<()> {
+        poll_fn(|cx| self.poll_after_write(cx)).await
+    }
+
+    /// Poll form of [`after_write`](Shared::after_write).
+    pub(crate) fn poll_after_write(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let limit = if self.driven.get() {
             self.config.high_water
         } else {
             0
         };
         if self.queued() > limit {
-            poll_fn(|cx| self.poll_flush_to(cx, limit)).await?;
+            return self.poll_flush_to(cx, limit);
         }
-        Ok(())
+        Poll::Ready(Ok(()))
     }
 }
 
