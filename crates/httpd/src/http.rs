@@ -8,12 +8,14 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use codec_chain::{
-    Buffer, Clock, Config, Decoder, Encoder, Handle, Phase, Timeouts, Timer, WriteHalf, chain,
-    wrap_stream_with,
+    Buffer, Clock, Config, Decoder, Encoder, Handle, Phase, Pipeline, Timeouts, Timer, WriteHalf,
+    chain, wrap_stream_with,
 };
 use codec_http::{
     BodyKind, DATE_LEN, DateCache, ErrorKind, Event, Framing, Limits, RequestDecoder, RequestHead,
@@ -382,6 +384,11 @@ impl Exchange {
             peer,
             request_line: RefCell::new(Vec::new()),
         }
+    }
+
+    /// The peer's address, when known.
+    pub(crate) fn peer(&self) -> Option<SocketAddr> {
+        self.peer
     }
 
     /// Starts draining: the next response says `Connection: close`, and an idle connection
@@ -1035,24 +1042,26 @@ where
     serve_with(stream, &Rc::new(Settings::default()), None, |_| {}, app).await
 }
 
-/// Runs `app` on one connection.
+/// The pipeline that runs `app` on one connection.
 ///
-/// A request that cannot be read is answered here when the app had not started a response:
+/// A request that cannot be read is answered by it when the app had not started a response:
 /// its status (400, 413, 414, 431, 501 or 505) or 408 for a head that did not arrive in time,
 /// with `Connection: close`; then the connection closes. `register` sees the connection's
 /// state first (the server keeps it to drain the connection). An app error or panic ends
 /// this connection only.
 ///
-/// # Errors
-/// The pipeline's error: the app's (other than the client's mistakes and timeouts, which are
-/// answered or end the connection quietly), a stream failure, or a panic.
-pub(crate) async fn serve_with<S, A, F>(
+/// The pipeline's error is the app's (other than the client's mistakes and timeouts, which
+/// are answered or end the connection quietly), a stream failure, or a panic.
+///
+/// (A plain function returning the pipeline, not an `async fn`: the connection's task holds
+/// the pipeline alone, without a second copy of the arguments.)
+pub(crate) fn serve_with<S, A, F>(
     stream: S,
     settings: &Rc<Settings>,
     peer: Option<SocketAddr>,
     register: impl FnOnce(&Rc<Exchange>),
     app: A,
-) -> Result<(), codec_chain::Error>
+) -> Pipeline<S, Answer<S, F>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     A: FnOnce(Reader<S>, Writer<S>) -> F,
@@ -1065,49 +1074,82 @@ where
         ..Config::default()
     };
     let (read, write) = wrap_stream_with(stream, config);
-    let mut errors = write.clone();
-    let handle = write.handle();
+    let errors = write.clone();
     let (decoder, encoder) = codec(&write, settings, peer);
     let exchange = decoder.exchange.clone();
     register(&exchange);
     chain(
         decoder,
-        move |r, w| async move {
-            let res = app(r, w).await;
-            let status = match (exchange.decode_error.get(), handle.timed_out()) {
-                _ if exchange.refused.get().is_some() => exchange.refused.get(),
-                (Some(e), _) if e.kind() != ErrorKind::UnexpectedEof => Some(e.status_hint()),
-                (_, Some(Phase::Item)) => Some(408),
-                (Some(_), _) | (_, Some(_)) => None,
-                (None, None) => return res,
-            };
-            if let Some(status) = status
-                && !exchange.in_body.get()
-            {
-                let body = codec_http::reason(status).unwrap_or("Error");
-                let mut enc = ResponseEncoder::new();
-                enc.head_request(exchange.head_request.get());
-                errors.queue(|out| {
-                    let head = ResponseHead::new(
-                        status,
-                        &[("Content-Type", b"text/plain"), ("Connection", b"close")],
-                        Framing::Length(body.len() as u64 + 1),
-                    );
-                    with_date(|date| enc.head(&head, Some(date), out))?;
-                    enc.body(body.as_bytes(), out)?;
-                    enc.body(b"\n", out)?;
-                    enc.end(out)
-                })??;
-                if log::enabled() {
-                    let line = exchange.request_line.borrow();
-                    let line: &[u8] = if exchange.answered.get() { b"-" } else { &line };
-                    log::record(exchange.peer, line, status, body.len() as u64 + 1);
-                }
-            }
-            // The client's mistake or silence, answered above: not an app failure.
-            Ok(())
+        move |r, w| Answer {
+            // Called before anything is stored, and boxed on its own: the app's future is
+            // kept once, not beside the reader and writer it was given.
+            app: Box::pin(app(r, w)),
+            exchange,
+            errors,
         },
         encoder,
     )(read, write)
-    .await
+}
+
+/// The app's future, then the answer to a request that could not be read (see
+/// [`serve_with`]).
+pub(crate) struct Answer<S, F> {
+    app: Pin<Box<F>>,
+    exchange: Rc<Exchange>,
+    /// The connection's writing half, for the answer.
+    errors: WriteHalf<S>,
+}
+
+impl<S, F> Future for Answer<S, F>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: Future<Output = Result<(), HttpError>>,
+{
+    type Output = Result<(), HttpError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let res = std::task::ready!(this.app.as_mut().poll(cx));
+        Poll::Ready(answer(&this.exchange, &mut this.errors, res))
+    }
+}
+
+/// After the app returned `res`: answers a request that could not be read, on `errors`.
+fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    exchange: &Exchange,
+    errors: &mut WriteHalf<S>,
+    res: Result<(), HttpError>,
+) -> Result<(), HttpError> {
+    let status = match (exchange.decode_error.get(), errors.handle().timed_out()) {
+        _ if exchange.refused.get().is_some() => exchange.refused.get(),
+        (Some(e), _) if e.kind() != ErrorKind::UnexpectedEof => Some(e.status_hint()),
+        (_, Some(Phase::Item)) => Some(408),
+        (Some(_), _) | (_, Some(_)) => None,
+        (None, None) => return res,
+    };
+    if let Some(status) = status
+        && !exchange.in_body.get()
+    {
+        let body = codec_http::reason(status).unwrap_or("Error");
+        let mut enc = ResponseEncoder::new();
+        enc.head_request(exchange.head_request.get());
+        errors.queue(|out| {
+            let head = ResponseHead::new(
+                status,
+                &[("Content-Type", b"text/plain"), ("Connection", b"close")],
+                Framing::Length(body.len() as u64 + 1),
+            );
+            with_date(|date| enc.head(&head, Some(date), out))?;
+            enc.body(body.as_bytes(), out)?;
+            enc.body(b"\n", out)?;
+            enc.end(out)
+        })??;
+        if log::enabled() {
+            let line = exchange.request_line.borrow();
+            let line: &[u8] = if exchange.answered.get() { b"-" } else { &line };
+            log::record(exchange.peer, line, status, body.len() as u64 + 1);
+        }
+    }
+    // The client's mistake or silence, answered above: not an app failure.
+    Ok(())
 }
