@@ -143,8 +143,10 @@ const POOL_MAX: usize = 256;
 
 thread_local! {
     static BYTES: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-    /// The storage of dropped requests: head bytes and offsets, reused together.
-    static HEADS: RefCell<Vec<(Vec<u8>, RequestParts)>> = const { RefCell::new(Vec::new()) };
+    /// The storage of dropped requests: head bytes and offsets, reused together (boxed: a
+    /// `Request` hands its box over as it is).
+    #[allow(clippy::vec_box)]
+    static HEADS: RefCell<Vec<Box<RequestData>>> = const { RefCell::new(Vec::new()) };
 }
 
 fn take_bytes() -> Vec<u8> {
@@ -164,9 +166,19 @@ fn give_bytes(mut v: Vec<u8>) {
     });
 }
 
-/// A request head, owned: its bytes are copied out of the read buffer into a pooled buffer,
+/// A request head, owned: its bytes are copied out of the read buffer into pooled storage,
 /// so the app can keep it while it reads the body. Steady state allocates nothing.
+///
+/// A `Request` is one pointer to its storage, a [`RequestData`] whose fields and methods it
+/// offers through `Deref`: an app's future that holds a request, or the [`Item`] it came in,
+/// stays small for as long as the connection lives.
 pub struct Request {
+    /// `None` only once the storage went back to the pool (in `drop`).
+    data: Option<Box<RequestData>>,
+}
+
+/// The storage of a [`Request`]: the head's bytes and offsets, and what an app buffered.
+pub struct RequestData {
     raw: Vec<u8>,
     parts: RequestParts,
     /// The body, when an app buffered it (see [`RequestReader::read_body`]).
@@ -178,18 +190,42 @@ pub struct Request {
 
 impl Request {
     fn from_head(head: &RequestHead<'_>) -> Request {
-        let (mut raw, mut parts) = HEADS.with(|p| p.borrow_mut().pop()).unwrap_or_default();
-        raw.clear();
-        raw.extend_from_slice(head.raw());
-        parts.clone_from(head.parts());
-        Request {
-            raw,
-            parts,
-            body: Vec::new(),
-            trailers: Vec::new(),
-        }
+        let mut data = HEADS.with(|p| p.borrow_mut().pop()).unwrap_or_else(|| {
+            Box::new(RequestData {
+                raw: Vec::new(),
+                parts: RequestParts::default(),
+                body: Vec::new(),
+                trailers: Vec::new(),
+            })
+        });
+        data.raw.clear();
+        data.raw.extend_from_slice(head.raw());
+        data.parts.clone_from(head.parts());
+        Request { data: Some(data) }
     }
+}
 
+impl std::ops::Deref for Request {
+    type Target = RequestData;
+
+    #[inline]
+    fn deref(&self) -> &RequestData {
+        self.data
+            .as_deref()
+            .expect("a request has its storage until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Request {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut RequestData {
+        self.data
+            .as_deref_mut()
+            .expect("a request has its storage until dropped")
+    }
+}
+
+impl RequestData {
     /// The codec's view of the head (every accessor of [`RequestHead`]).
     pub fn head(&self) -> RequestHead<'_> {
         self.parts.view(&self.raw)
@@ -234,18 +270,18 @@ impl Request {
 
 impl Drop for Request {
     fn drop(&mut self) {
-        if self.body.capacity() > 0 {
-            give_bytes(std::mem::take(&mut self.body));
+        let Some(mut data) = self.data.take() else {
+            return;
+        };
+        if data.body.capacity() > 0 {
+            give_bytes(std::mem::take(&mut data.body));
         }
-        if self.raw.capacity() <= 64 * 1024 {
-            let storage = (
-                std::mem::take(&mut self.raw),
-                std::mem::take(&mut self.parts),
-            );
+        if data.raw.capacity() <= 64 * 1024 {
+            data.trailers = Vec::new();
             HEADS.with(|p| {
                 let mut p = p.borrow_mut();
                 if p.len() < POOL_MAX {
-                    p.push(storage);
+                    p.push(data);
                 }
             });
         }
@@ -253,6 +289,12 @@ impl Drop for Request {
 }
 
 impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl fmt::Debug for RequestData {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Request")
             .field("method", &self.method())
