@@ -63,7 +63,7 @@ impl Encoder<&Response> for HttpEncoder {
 }
 
 /// Turns `Fn(&Request) -> Response` into an app: each request's body is read whole (up to
-/// `Settings::max_body`, else 413) into [`Request::body`] before the function runs.
+/// `Settings::max_body`, else 413) into [`RequestData::body`](crate::http::RequestData::body) before the function runs.
 ///
 /// ```no_run
 /// # async fn run(listener: uvlite::TcpListener) -> std::io::Result<()> {

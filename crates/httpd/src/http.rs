@@ -8,12 +8,14 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use codec_chain::{
-    Buffer, Clock, Config, Decoder, Encoder, Handle, Phase, Timeouts, Timer, WriteHalf, chain,
-    wrap_stream_with,
+    Buffer, Clock, Config, Decoder, Encoder, Handle, Phase, Pipeline, Timeouts, Timer, WriteHalf,
+    chain, wrap_stream_with,
 };
 use codec_http::{
     BodyKind, DATE_LEN, DateCache, ErrorKind, Event, Framing, Limits, RequestDecoder, RequestHead,
@@ -143,8 +145,10 @@ const POOL_MAX: usize = 256;
 
 thread_local! {
     static BYTES: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-    /// The storage of dropped requests: head bytes and offsets, reused together.
-    static HEADS: RefCell<Vec<(Vec<u8>, RequestParts)>> = const { RefCell::new(Vec::new()) };
+    /// The storage of dropped requests: head bytes and offsets, reused together (boxed: a
+    /// `Request` hands its box over as it is).
+    #[allow(clippy::vec_box)]
+    static HEADS: RefCell<Vec<Box<RequestData>>> = const { RefCell::new(Vec::new()) };
 }
 
 fn take_bytes() -> Vec<u8> {
@@ -164,9 +168,19 @@ fn give_bytes(mut v: Vec<u8>) {
     });
 }
 
-/// A request head, owned: its bytes are copied out of the read buffer into a pooled buffer,
+/// A request head, owned: its bytes are copied out of the read buffer into pooled storage,
 /// so the app can keep it while it reads the body. Steady state allocates nothing.
+///
+/// A `Request` is one pointer to its storage, a [`RequestData`] whose fields and methods it
+/// offers through `Deref`: an app's future that holds a request, or the [`Item`] it came in,
+/// stays small for as long as the connection lives.
 pub struct Request {
+    /// `None` only once the storage went back to the pool (in `drop`).
+    data: Option<Box<RequestData>>,
+}
+
+/// The storage of a [`Request`]: the head's bytes and offsets, and what an app buffered.
+pub struct RequestData {
     raw: Vec<u8>,
     parts: RequestParts,
     /// The body, when an app buffered it (see [`RequestReader::read_body`]).
@@ -178,18 +192,42 @@ pub struct Request {
 
 impl Request {
     fn from_head(head: &RequestHead<'_>) -> Request {
-        let (mut raw, mut parts) = HEADS.with(|p| p.borrow_mut().pop()).unwrap_or_default();
-        raw.clear();
-        raw.extend_from_slice(head.raw());
-        parts.clone_from(head.parts());
-        Request {
-            raw,
-            parts,
-            body: Vec::new(),
-            trailers: Vec::new(),
-        }
+        let mut data = HEADS.with(|p| p.borrow_mut().pop()).unwrap_or_else(|| {
+            Box::new(RequestData {
+                raw: Vec::new(),
+                parts: RequestParts::default(),
+                body: Vec::new(),
+                trailers: Vec::new(),
+            })
+        });
+        data.raw.clear();
+        data.raw.extend_from_slice(head.raw());
+        data.parts.clone_from(head.parts());
+        Request { data: Some(data) }
     }
+}
 
+impl std::ops::Deref for Request {
+    type Target = RequestData;
+
+    #[inline]
+    fn deref(&self) -> &RequestData {
+        self.data
+            .as_deref()
+            .expect("a request has its storage until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Request {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut RequestData {
+        self.data
+            .as_deref_mut()
+            .expect("a request has its storage until dropped")
+    }
+}
+
+impl RequestData {
     /// The codec's view of the head (every accessor of [`RequestHead`]).
     pub fn head(&self) -> RequestHead<'_> {
         self.parts.view(&self.raw)
@@ -234,18 +272,18 @@ impl Request {
 
 impl Drop for Request {
     fn drop(&mut self) {
-        if self.body.capacity() > 0 {
-            give_bytes(std::mem::take(&mut self.body));
+        let Some(mut data) = self.data.take() else {
+            return;
+        };
+        if data.body.capacity() > 0 {
+            give_bytes(std::mem::take(&mut data.body));
         }
-        if self.raw.capacity() <= 64 * 1024 {
-            let storage = (
-                std::mem::take(&mut self.raw),
-                std::mem::take(&mut self.parts),
-            );
+        if data.raw.capacity() <= 64 * 1024 {
+            data.trailers = Vec::new();
             HEADS.with(|p| {
                 let mut p = p.borrow_mut();
                 if p.len() < POOL_MAX {
-                    p.push(storage);
+                    p.push(data);
                 }
             });
         }
@@ -253,6 +291,12 @@ impl Drop for Request {
 }
 
 impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl fmt::Debug for RequestData {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Request")
             .field("method", &self.method())
@@ -384,6 +428,11 @@ impl Exchange {
             peer,
             request_line: RefCell::new(Vec::new()),
         }
+    }
+
+    /// The peer's address, when known.
+    pub(crate) fn peer(&self) -> Option<SocketAddr> {
+        self.peer
     }
 
     /// Starts draining: the next response says `Connection: close`, and an idle connection
@@ -1059,24 +1108,26 @@ where
     serve_with(stream, &Rc::new(Settings::default()), None, |_| {}, app).await
 }
 
-/// Runs `app` on one connection.
+/// The pipeline that runs `app` on one connection.
 ///
-/// A request that cannot be read is answered here when the app had not started a response:
+/// A request that cannot be read is answered by it when the app had not started a response:
 /// its status (400, 413, 414, 431, 501 or 505) or 408 for a head that did not arrive in time,
 /// with `Connection: close`; then the connection closes. `register` sees the connection's
 /// state first (the server keeps it to drain the connection). An app error or panic ends
 /// this connection only.
 ///
-/// # Errors
-/// The pipeline's error: the app's (other than the client's mistakes and timeouts, which are
-/// answered or end the connection quietly), a stream failure, or a panic.
-pub(crate) async fn serve_with<S, A, F>(
+/// The pipeline's error is the app's (other than the client's mistakes and timeouts, which
+/// are answered or end the connection quietly), a stream failure, or a panic.
+///
+/// (A plain function returning the pipeline, not an `async fn`: the connection's task holds
+/// the pipeline alone, without a second copy of the arguments.)
+pub(crate) fn serve_with<S, A, F>(
     stream: S,
     settings: &Rc<Settings>,
     peer: Option<SocketAddr>,
     register: impl FnOnce(&Rc<Exchange>),
     app: A,
-) -> Result<(), codec_chain::Error>
+) -> Pipeline<S, Answer<S, F>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     A: FnOnce(Reader<S>, Writer<S>) -> F,
@@ -1089,49 +1140,82 @@ where
         ..Config::default()
     };
     let (read, write) = wrap_stream_with(stream, config);
-    let mut errors = write.clone();
-    let handle = write.handle();
+    let errors = write.clone();
     let (decoder, encoder) = codec(&write, settings, peer);
     let exchange = decoder.exchange.clone();
     register(&exchange);
     chain(
         decoder,
-        move |r, w| async move {
-            let res = app(r, w).await;
-            let status = match (exchange.decode_error.get(), handle.timed_out()) {
-                _ if exchange.refused.get().is_some() => exchange.refused.get(),
-                (Some(e), _) if e.kind() != ErrorKind::UnexpectedEof => Some(e.status_hint()),
-                (_, Some(Phase::Item)) => Some(408),
-                (Some(_), _) | (_, Some(_)) => None,
-                (None, None) => return res,
-            };
-            if let Some(status) = status
-                && !exchange.in_body.get()
-            {
-                let body = codec_http::reason(status).unwrap_or("Error");
-                let mut enc = ResponseEncoder::new();
-                enc.head_request(exchange.head_request.get());
-                errors.queue(|out| {
-                    let head = ResponseHead::new(
-                        status,
-                        &[("Content-Type", b"text/plain"), ("Connection", b"close")],
-                        Framing::Length(body.len() as u64 + 1),
-                    );
-                    with_date(|date| enc.head(&head, Some(date), out))?;
-                    enc.body(body.as_bytes(), out)?;
-                    enc.body(b"\n", out)?;
-                    enc.end(out)
-                })??;
-                if log::enabled() {
-                    let line = exchange.request_line.borrow();
-                    let line: &[u8] = if exchange.answered.get() { b"-" } else { &line };
-                    log::record(exchange.peer, line, status, body.len() as u64 + 1);
-                }
-            }
-            // The client's mistake or silence, answered above: not an app failure.
-            Ok(())
+        move |r, w| Answer {
+            // Called before anything is stored, and boxed on its own: the app's future is
+            // kept once, not beside the reader and writer it was given.
+            app: Box::pin(app(r, w)),
+            exchange,
+            errors,
         },
         encoder,
     )(read, write)
-    .await
+}
+
+/// The app's future, then the answer to a request that could not be read (see
+/// [`serve_with`]).
+pub(crate) struct Answer<S, F> {
+    app: Pin<Box<F>>,
+    exchange: Rc<Exchange>,
+    /// The connection's writing half, for the answer.
+    errors: WriteHalf<S>,
+}
+
+impl<S, F> Future for Answer<S, F>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: Future<Output = Result<(), HttpError>>,
+{
+    type Output = Result<(), HttpError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let res = std::task::ready!(this.app.as_mut().poll(cx));
+        Poll::Ready(answer(&this.exchange, &mut this.errors, res))
+    }
+}
+
+/// After the app returned `res`: answers a request that could not be read, on `errors`.
+fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    exchange: &Exchange,
+    errors: &mut WriteHalf<S>,
+    res: Result<(), HttpError>,
+) -> Result<(), HttpError> {
+    let status = match (exchange.decode_error.get(), errors.handle().timed_out()) {
+        _ if exchange.refused.get().is_some() => exchange.refused.get(),
+        (Some(e), _) if e.kind() != ErrorKind::UnexpectedEof => Some(e.status_hint()),
+        (_, Some(Phase::Item)) => Some(408),
+        (Some(_), _) | (_, Some(_)) => None,
+        (None, None) => return res,
+    };
+    if let Some(status) = status
+        && !exchange.in_body.get()
+    {
+        let body = codec_http::reason(status).unwrap_or("Error");
+        let mut enc = ResponseEncoder::new();
+        enc.head_request(exchange.head_request.get());
+        errors.queue(|out| {
+            let head = ResponseHead::new(
+                status,
+                &[("Content-Type", b"text/plain"), ("Connection", b"close")],
+                Framing::Length(body.len() as u64 + 1),
+            );
+            with_date(|date| enc.head(&head, Some(date), out))?;
+            enc.body(body.as_bytes(), out)?;
+            enc.body(b"\n", out)?;
+            enc.end(out)
+        })??;
+        if log::enabled() {
+            let line = exchange.request_line.borrow();
+            let line: &[u8] = if exchange.answered.get() { b"-" } else { &line };
+            log::record(exchange.peer, line, status, body.len() as u64 + 1);
+        }
+    }
+    // The client's mistake or silence, answered above: not an app failure.
+    Ok(())
 }

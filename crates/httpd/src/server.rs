@@ -6,12 +6,14 @@ use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use uvlite::{TcpListener, spawn_local};
 
-use crate::http::{Exchange, HttpError, Reader, Settings, Writer, serve_with};
+use codec_chain::Pipeline;
+
+use crate::http::{Answer, Exchange, HttpError, Reader, Settings, Writer, serve_with};
 
 /// Connections a worker accepts in a row before it lets its connection tasks run (and the
 /// other workers, woken by the same readiness, take their share of the queue); 0 means
@@ -102,19 +104,44 @@ impl State {
 /// Ends a connection's bookkeeping when its task ends, however it ends.
 struct ConnGuard {
     state: Rc<State>,
-    slot: Rc<Cell<Option<usize>>>,
+    /// The connection's index in `State::conns`.
+    slot: usize,
 }
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        if let Some(slot) = self.slot.get() {
-            self.state.unregister(slot);
-        }
+        self.state.unregister(self.slot);
         update(|s| s.active -= 1);
         State::wake(&self.state.accept_waker);
         if stats().active == 0 {
             State::wake(&self.state.idle_waker);
         }
+    }
+}
+
+/// A connection's task: its pipeline, then its bookkeeping (dropped in this order).
+///
+/// A named future rather than an `async` block, so the task holds the pipeline once: a block
+/// would keep what it captured beside what it awaits.
+struct Connection<F> {
+    pipeline: Pipeline<uvlite::TcpStream, Answer<uvlite::TcpStream, F>>,
+    guard: ConnGuard,
+}
+
+impl<F: Future<Output = Result<(), HttpError>>> Future for Connection<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let res = std::task::ready!(Pin::new(&mut this.pipeline).poll(cx));
+        if let Err(codec_chain::Error::Panic(msg)) = res {
+            let peer = this.guard.state.conns.borrow()[this.guard.slot]
+                .as_ref()
+                .and_then(|ex| ex.peer());
+            let peer = peer.map_or_else(|| "?".to_owned(), |p| p.to_string());
+            eprintln!("httpd: the app panicked on a connection from {peer}: {msg}");
+        }
+        Poll::Ready(())
     }
 }
 
@@ -245,24 +272,17 @@ impl Server {
             s.active += 1;
         });
         let state = self.state.clone();
-        spawn_local(async move {
-            let slot = Rc::new(Cell::new(None));
-            let _guard = ConnGuard {
-                state: state.clone(),
-                slot: slot.clone(),
-            };
-            let settings = state.settings.clone();
-            let res = serve_with(
-                stream,
-                &settings,
-                Some(peer),
-                |ex| slot.set(Some(state.register(ex))),
-                move |r, w| app(r, w),
-            )
-            .await;
-            if let Err(codec_chain::Error::Panic(msg)) = res {
-                eprintln!("httpd: the app panicked on a connection from {peer}: {msg}");
-            }
+        let mut slot = 0;
+        let pipeline = serve_with(
+            stream,
+            &state.settings,
+            Some(peer),
+            |ex| slot = state.register(ex),
+            move |r, w| app(r, w),
+        );
+        spawn_local(Connection {
+            pipeline,
+            guard: ConnGuard { state, slot },
         })
         .detach();
     }

@@ -6,14 +6,20 @@
 //! loop's own thread pushes the slot index onto the run queue (`Vec`-backed, no allocation once
 //! warm). Waking from another thread pushes onto the loop's remote queue (a `Mutex<Vec>`) and
 //! pokes the loop's `mio::Waker` once until the loop drains the queue.
+//!
+//! A task's box holds the spawned future alone, polled in place through the [`Task`] trait:
+//! no wrapper future around it (an `async` wrapper would keep a second copy of the future,
+//! as its captured value and as the value it polls, since rustc does not overlap the two).
+//! The executor catches panics around each poll, and the task's join state travels beside
+//! the box in its slot.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,7 +30,30 @@ use crate::runtime::Inner;
 /// Slot index standing for the future given to `block_on`.
 pub(crate) const MAIN_TASK: u32 = u32::MAX;
 
-type BoxFuture = Pin<Box<dyn Future<Output = ()>>>;
+/// A spawned future as the executor sees it, whatever its output type.
+trait Task {
+    /// Polls the future; when it completes, hands its output to `join`, the task's
+    /// [`JoinState`].
+    fn poll_task(self: Pin<&mut Self>, cx: &mut Context<'_>, join: &dyn Any) -> Poll<()>;
+}
+
+impl<F: Future<Output: 'static>> Task for F {
+    #[inline]
+    fn poll_task(self: Pin<&mut Self>, cx: &mut Context<'_>, join: &dyn Any) -> Poll<()> {
+        let out = std::task::ready!(self.poll(cx));
+        if let Some(state) = join.downcast_ref::<JoinState<F::Output>>() {
+            state.complete(Ok(out));
+        }
+        Poll::Ready(())
+    }
+}
+
+/// A live task: its future, then its join state (fields drop in this order, so a task dropped
+/// before it finished completes its join state with `Cancelled` after its future is gone).
+struct Running {
+    future: Pin<Box<dyn Task>>,
+    join: CancelGuard,
+}
 
 struct Slot {
     generation: u32,
@@ -33,7 +62,7 @@ struct Slot {
     aborted: bool,
     /// Whether the task keeps [`Loop::run`](crate::Loop::run) going (libuv's ref/unref).
     referenced: bool,
-    future: Option<BoxFuture>,
+    future: Option<Running>,
     waker: Option<Waker>,
 }
 
@@ -222,22 +251,10 @@ impl Executor {
             result: RefCell::new(None),
             waiter: RefCell::new(None),
         });
-        let task_state = state.clone();
-        let task = async move {
-            let guard = CancelGuard(task_state);
-            let mut future = pin!(future);
-            let out =
-                poll_fn(
-                    |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-                        Ok(Poll::Pending) => Poll::Pending,
-                        Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-                        Err(payload) => Poll::Ready(Err(JoinError::Panicked(payload))),
-                    },
-                )
-                .await;
-            guard.0.complete(out);
+        let task = Running {
+            future: Box::pin(future),
+            join: CancelGuard(state.clone()),
         };
-        let task: BoxFuture = Box::pin(task);
 
         let mut table = self.table.borrow_mut();
         let table = &mut *table;
@@ -282,7 +299,7 @@ impl Executor {
     pub(crate) fn run_ready(&self, budget: usize) {
         for _ in 0..budget {
             // One borrow pops the index and takes the task out of its slot.
-            let (index, mut future, waker) = {
+            let (index, mut task, waker) = {
                 let mut table = self.table.borrow_mut();
                 let table = &mut *table;
                 let Some(index) = table.ready.pop_front() else {
@@ -290,18 +307,26 @@ impl Executor {
                 };
                 let slot = &mut table.slots[index as usize];
                 slot.scheduled = false;
-                let Some(future) = slot.future.take() else {
+                let Some(task) = slot.future.take() else {
                     continue;
                 };
                 slot.running = true;
                 // Moved out and back: polling costs no reference counting on the waker.
                 let waker = slot.waker.take().expect("a live task has its waker");
-                (index, future, waker)
+                (index, task, waker)
             };
-            let done = future
-                .as_mut()
-                .poll(&mut Context::from_waker(&waker))
-                .is_ready();
+            let join: &dyn Any = &*task.join.0;
+            let future = task.future.as_mut();
+            let polled = catch_unwind(AssertUnwindSafe(|| {
+                future.poll_task(&mut Context::from_waker(&waker), join)
+            }));
+            let done = match polled {
+                Ok(poll) => poll.is_ready(),
+                Err(payload) => {
+                    task.join.0.fail(JoinError::Panicked(payload));
+                    true
+                }
+            };
             let mut table = self.table.borrow_mut();
             let slot = &mut table.slots[index as usize];
             slot.running = false;
@@ -309,10 +334,10 @@ impl Executor {
                 self.release(&mut table, index);
                 drop(table);
                 // Dropped outside the borrow: the future's destructors may wake or spawn tasks.
-                drop(future);
+                drop(task);
                 drop(waker);
             } else {
-                slot.future = Some(future);
+                slot.future = Some(task);
                 slot.waker = Some(waker);
             }
         }
@@ -373,7 +398,7 @@ impl Executor {
     /// Drops every task (when the loop goes away).
     pub(crate) fn clear(&self) {
         loop {
-            let futures: Vec<(BoxFuture, Option<Waker>)> = {
+            let futures: Vec<(Running, Option<Waker>)> = {
                 let mut table = self.table.borrow_mut();
                 let mut out = Vec::new();
                 for i in 0..table.slots.len() {
@@ -413,12 +438,24 @@ impl<T> JoinState<T> {
     }
 }
 
-/// Completes the join state with `Cancelled` when a task is dropped before it finished.
-struct CancelGuard<T>(Rc<JoinState<T>>);
+/// The output side of a task's [`JoinState`], whatever the output type.
+trait Join: Any {
+    /// Completes the state with `err`, unless it is complete already.
+    fn fail(&self, err: JoinError);
+}
 
-impl<T> Drop for CancelGuard<T> {
+impl<T: 'static> Join for JoinState<T> {
+    fn fail(&self, err: JoinError) {
+        self.complete(Err(err));
+    }
+}
+
+/// Completes the join state with `Cancelled` when a task is dropped before it finished.
+struct CancelGuard(Rc<dyn Join>);
+
+impl Drop for CancelGuard {
     fn drop(&mut self) {
-        self.0.complete(Err(JoinError::Cancelled));
+        self.0.fail(JoinError::Cancelled);
     }
 }
 
@@ -534,5 +571,34 @@ impl<T> fmt::Debug for JoinHandle<T> {
             .field("task", &self.index)
             .field("finished", &self.is_finished())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_box_holds_the_future_alone() {
+        let big = [7u8; 600];
+        let future = async move {
+            std::future::ready(()).await;
+            big[599]
+        };
+        let size = std::mem::size_of_val(&future);
+        let state = Rc::new(JoinState::<u8> {
+            result: RefCell::new(None),
+            waiter: RefCell::new(None),
+        });
+        let task = Running {
+            future: Box::pin(future),
+            join: CancelGuard(state.clone()),
+        };
+        assert_eq!(std::mem::size_of_val(&*task.future), size);
+        drop(task);
+        assert!(matches!(
+            *state.result.borrow(),
+            Some(Err(JoinError::Cancelled))
+        ));
     }
 }
