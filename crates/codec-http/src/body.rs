@@ -212,7 +212,7 @@ impl BodyDecoder {
             .saturating_sub(self.metadata)
             .saturating_add(2);
         let window = &buf[..buf.len().min(room)];
-        match memchr::memchr(b'\n', window) {
+        match crate::swar::find(window, 0, b'\n') {
             Some(lf) if lf > 0 && window[lf - 1] == b'\r' => {
                 self.metadata += lf + 1;
                 Ok(Some(lf + 1))
@@ -227,24 +227,30 @@ impl BodyDecoder {
 /// `chunk-size [ chunk-ext ]` with the CRLF already removed. The size is 1*HEXDIG with checked
 /// arithmetic; extensions are `*( BWS ";" BWS name [ BWS "=" BWS value ] )` and are ignored.
 fn parse_chunk_size(line: &[u8]) -> Result<u64, Error> {
-    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    if digits == 0 {
-        return Err(ErrorKind::InvalidChunkSize.into());
-    }
+    // One pass over the digits. A size that would pass MAX_LENGTH (2^63 - 1) with one more
+    // digit is refused before the multiplication: `size * 16 + 15` stays within MAX_LENGTH,
+    // so nothing can wrap.
     let mut size: u64 = 0;
-    for &b in &line[..digits] {
+    let mut digits = 0;
+    for &b in line {
         let d = match b {
             b'0'..=b'9' => b - b'0',
             b'a'..=b'f' => b - b'a' + 10,
-            _ => b - b'A' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => break,
         };
-        size = size
-            .checked_mul(16)
-            .and_then(|s| s.checked_add(u64::from(d)))
-            .filter(|&s| s <= MAX_LENGTH)
-            .ok_or(Error::new(ErrorKind::ChunkSizeOverflow))?;
+        if size > MAX_LENGTH >> 4 {
+            return Err(ErrorKind::ChunkSizeOverflow.into());
+        }
+        size = size * 16 + u64::from(d);
+        digits += 1;
     }
-    check_chunk_ext(&line[digits..])?;
+    if digits == 0 {
+        return Err(ErrorKind::InvalidChunkSize.into());
+    }
+    if digits < line.len() {
+        check_chunk_ext(&line[digits..])?;
+    }
     Ok(size)
 }
 

@@ -11,6 +11,7 @@ mod head;
 mod request;
 mod response;
 mod status;
+mod swar;
 
 pub use block::HeaderBlock;
 pub use body::Trailers;

@@ -5,7 +5,8 @@ use crate::error::{Error, ErrorKind};
 use crate::head::{
     Coding, Fields, HEADER_SLOTS, HeadScanner, HeadStep, Headers, Span, target_byte, target_form,
 };
-use crate::{Limits, Version};
+use crate::swar::{HIGH, ONES, controls, word, zeros};
+use crate::{Limits, Version, swar};
 
 /// How a request's body is delimited.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -438,7 +439,7 @@ enum Step {
 fn field_line(raw: &[u8], pos: usize) -> Result<Option<FieldLine>, Error> {
     // The name: every byte up to the first colon must be a tchar (a colon is not one, so
     // this also ends the name at the line's first non-tchar byte).
-    let Some(colon) = find_colon(raw, pos) else {
+    let Some(colon) = swar::find(raw, pos, b':') else {
         return Ok(None);
     };
     let name = &raw[pos..colon];
@@ -500,29 +501,6 @@ struct FieldLine {
     next: usize,
 }
 
-/// Eight bytes as a little-endian word (so the lowest bits are the first byte).
-#[inline(always)]
-fn word(b: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&b[..8]);
-    u64::from_le_bytes(w)
-}
-
-const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-
-/// Flags (high bit per byte) the bytes of `x` that are zero; the lowest flag is exact.
-#[inline(always)]
-fn zeros(x: u64) -> u64 {
-    x.wrapping_sub(ONES) & !x & HIGH
-}
-
-/// Flags the bytes below 0x20 or equal to 0x7f; the lowest flag is exact.
-#[inline(always)]
-fn controls(x: u64) -> u64 {
-    (x.wrapping_sub(ONES * 0x20) & !x & HIGH) | zeros(x ^ (ONES * 0x7f))
-}
-
 /// The index of the first byte at or after `i` that cannot be in a request target (see
 /// [`target_byte`]: anything but visible ASCII), eight bytes at a time.
 #[inline(always)]
@@ -540,19 +518,6 @@ fn target_end(raw: &[u8], mut i: usize) -> Option<usize> {
         .iter()
         .position(|&b| !target_byte(b))
         .map(|j| i + j)
-}
-
-/// The index of the first colon at or after `pos`, eight bytes at a time.
-#[inline(always)]
-fn find_colon(raw: &[u8], mut i: usize) -> Option<usize> {
-    while let Some(w) = raw.get(i..i + 8) {
-        let m = zeros(word(w) ^ (ONES * u64::from(b':')));
-        if m != 0 {
-            return Some(i + (m.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    raw[i..].iter().position(|&b| b == b':').map(|j| i + j)
 }
 
 /// Parses a request head at the start of `raw` into `parts`: `Ok(None)` if it is not complete.
