@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use uvlite::{TcpListener, spawn_local};
+use uvlite::{TcpListener, spawn_local_detached};
 
 use codec_chain::Pipeline;
 
@@ -286,11 +286,11 @@ impl Server {
             |ex| slot = state.register(ex),
             move |r, w| app(r, w),
         );
-        spawn_local(Connection {
+        // Nobody awaits a connection: no join state.
+        spawn_local_detached(Connection {
             pipeline,
             guard: ConnGuard { state, slot },
-        })
-        .detach();
+        });
     }
 
     /// Starts draining: [`accept`](Server::accept) returns, every open connection answers its
