@@ -122,7 +122,8 @@ pub(crate) struct Shared<S> {
     /// Set when a pipeline flushes after each poll of the app; writes may then return with
     /// bytes still queued (under the high-water mark).
     pub(crate) driven: Cell<bool>,
-    pub(crate) config: Config,
+    /// Shared by every connection of a server (it is the same for all of them).
+    pub(crate) config: Rc<Config>,
     pub(crate) control: Rc<Control>,
     read_timer: RefCell<Option<(Instant, Box<dyn Timer>)>>,
     write_timer: RefCell<Option<(Instant, Box<dyn Timer>)>>,
@@ -329,11 +330,13 @@ where
     wrap_stream_with(stream, Config::default())
 }
 
-/// [`wrap_stream`] with a custom [`Config`].
-pub fn wrap_stream_with<S>(stream: S, config: Config) -> (ReadHalf<S>, WriteHalf<S>)
+/// [`wrap_stream`] with a custom [`Config`]: a `Config`, or an `Rc<Config>` that many
+/// streams share (a server's connections: each then holds a pointer, not a copy).
+pub fn wrap_stream_with<S>(stream: S, config: impl Into<Rc<Config>>) -> (ReadHalf<S>, WriteHalf<S>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let config = config.into();
     let shared = Rc::new(Shared {
         io: RefCell::new(stream),
         out: RefCell::new(Vec::new()),

@@ -1105,7 +1105,19 @@ where
     A: FnOnce(Reader<S>, Writer<S>) -> F,
     F: Future<Output = Result<(), HttpError>>,
 {
-    serve_with(stream, &Rc::new(Settings::default()), None, |_| {}, app).await
+    let settings = Rc::new(Settings::default());
+    let config = stream_config(&settings);
+    serve_with(stream, &settings, &config, None, |_| {}, app).await
+}
+
+/// The stream tuning of `settings`, made once and shared by the connections that use them.
+pub(crate) fn stream_config(settings: &Settings) -> Rc<Config> {
+    Rc::new(Config {
+        high_water: settings.high_water,
+        timeouts: settings.timeouts,
+        clock: settings.clock.clone(),
+        ..Config::default()
+    })
 }
 
 /// The pipeline that runs `app` on one connection.
@@ -1124,6 +1136,7 @@ where
 pub(crate) fn serve_with<S, A, F>(
     stream: S,
     settings: &Rc<Settings>,
+    config: &Rc<Config>,
     peer: Option<SocketAddr>,
     register: impl FnOnce(&Rc<Exchange>),
     app: A,
@@ -1133,13 +1146,7 @@ where
     A: FnOnce(Reader<S>, Writer<S>) -> F,
     F: Future<Output = Result<(), HttpError>>,
 {
-    let config = Config {
-        high_water: settings.high_water,
-        timeouts: settings.timeouts,
-        clock: settings.clock.clone(),
-        ..Config::default()
-    };
-    let (read, write) = wrap_stream_with(stream, config);
+    let (read, write) = wrap_stream_with(stream, config.clone());
     let errors = write.clone();
     let (decoder, encoder) = codec(&write, settings, peer);
     let exchange = decoder.exchange.clone();

@@ -9,11 +9,13 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use uvlite::{TcpListener, spawn_local};
+use uvlite::{TcpListener, spawn_local_detached};
 
 use codec_chain::Pipeline;
 
-use crate::http::{Answer, Exchange, HttpError, Reader, Settings, Writer, serve_with};
+use crate::http::{
+    Answer, Exchange, HttpError, Reader, Settings, Writer, serve_with, stream_config,
+};
 
 /// Connections a worker accepts in a row before it lets its connection tasks run (and the
 /// other workers, woken by the same readiness, take their share of the queue); 0 means
@@ -64,6 +66,8 @@ pub(crate) fn count_request() {
 
 struct State {
     settings: Rc<Settings>,
+    /// The stream tuning of `settings`, one for all connections.
+    config: Rc<codec_chain::Config>,
     max_connections: usize,
     /// [`ACCEPT_BATCH`], or as set by [`Server::with_accept_batch`].
     accept_batch: Cell<usize>,
@@ -165,6 +169,7 @@ impl Server {
     pub fn new(settings: Settings, max_connections: usize) -> Server {
         Server {
             state: Rc::new(State {
+                config: stream_config(&settings),
                 settings: Rc::new(settings),
                 max_connections: max_connections.max(1),
                 accept_batch: Cell::new(ACCEPT_BATCH),
@@ -276,15 +281,16 @@ impl Server {
         let pipeline = serve_with(
             stream,
             &state.settings,
+            &state.config,
             Some(peer),
             |ex| slot = state.register(ex),
             move |r, w| app(r, w),
         );
-        spawn_local(Connection {
+        // Nobody awaits a connection: no join state.
+        spawn_local_detached(Connection {
             pipeline,
             guard: ConnGuard { state, slot },
-        })
-        .detach();
+        });
     }
 
     /// Starts draining: [`accept`](Server::accept) returns, every open connection answers its

@@ -50,9 +50,10 @@ impl<F: Future<Output: 'static>> Task for F {
 
 /// A live task: its future, then its join state (fields drop in this order, so a task dropped
 /// before it finished completes its join state with `Cancelled` after its future is gone).
+/// A task spawned detached has no join state: nobody can await it.
 struct Running {
     future: Pin<Box<dyn Task>>,
-    join: CancelGuard,
+    join: Option<CancelGuard>,
 }
 
 struct Slot {
@@ -251,11 +252,32 @@ impl Executor {
             result: RefCell::new(None),
             waiter: RefCell::new(None),
         });
-        let task = Running {
+        let (index, generation) = self.insert(Running {
             future: Box::pin(future),
-            join: CancelGuard(state.clone()),
-        };
+            join: Some(CancelGuard(state.clone())),
+        });
+        JoinHandle {
+            state,
+            index,
+            generation,
+            loop_id: self.remote.loop_id,
+        }
+    }
 
+    /// Spawns a task nobody will await: no join state, its output is dropped.
+    pub(crate) fn spawn_detached<F>(&self, future: F)
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.insert(Running {
+            future: Box::pin(future),
+            join: None,
+        });
+    }
+
+    /// Puts `task` in a free slot and on the run queue; its slot index and generation.
+    fn insert(&self, task: Running) -> (u32, u32) {
         let mut table = self.table.borrow_mut();
         let table = &mut *table;
         let index = match table.free.pop() {
@@ -286,12 +308,7 @@ impl Executor {
         let generation = slot.generation;
         table.ready.push_back(index);
         self.live.set(self.live.get() + 1);
-        JoinHandle {
-            state,
-            index,
-            generation,
-            loop_id: self.remote.loop_id,
-        }
+        (index, generation)
     }
 
     /// Polls ready tasks until the queue is empty or `budget` polls were made.
@@ -315,7 +332,10 @@ impl Executor {
                 let waker = slot.waker.take().expect("a live task has its waker");
                 (index, task, waker)
             };
-            let join: &dyn Any = &*task.join.0;
+            let join: &dyn Any = match &task.join {
+                Some(guard) => &*guard.0,
+                None => &(),
+            };
             let future = task.future.as_mut();
             let polled = catch_unwind(AssertUnwindSafe(|| {
                 future.poll_task(&mut Context::from_waker(&waker), join)
@@ -323,7 +343,9 @@ impl Executor {
             let done = match polled {
                 Ok(poll) => poll.is_ready(),
                 Err(payload) => {
-                    task.join.0.fail(JoinError::Panicked(payload));
+                    if let Some(guard) = &task.join {
+                        guard.0.fail(JoinError::Panicked(payload));
+                    }
                     true
                 }
             };
@@ -592,7 +614,7 @@ mod tests {
         });
         let task = Running {
             future: Box::pin(future),
-            join: CancelGuard(state.clone()),
+            join: Some(CancelGuard(state.clone())),
         };
         assert_eq!(std::mem::size_of_val(&*task.future), size);
         drop(task);

@@ -20,7 +20,7 @@ mod timer;
 pub use executor::{JoinError, JoinHandle};
 pub use pipe::{HandleType, Pipe, PipeListener};
 pub use process::Process;
-pub use runtime::{Loop, now, spawn_local};
+pub use runtime::{Loop, now, spawn_local, spawn_local_detached};
 pub use signal::Signal;
 pub use stream::{READ_CHUNK, Stream};
 pub use tcp::{ACCEPT_BATCH, ACCEPT_PAUSE_MAX, ACCEPT_PAUSE_MIN, TcpListener, TcpStream};

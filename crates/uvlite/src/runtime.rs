@@ -318,6 +318,15 @@ impl Loop {
         self.inner.exec.spawn(future)
     }
 
+    /// Spawns a task nobody will await; see [`spawn_local_detached`](crate::spawn_local_detached).
+    pub fn spawn_detached<F>(&self, future: F)
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.inner.exec.spawn_detached(future);
+    }
+
     /// Number of tasks that have not finished (referenced or not).
     pub fn tasks(&self) -> usize {
         self.inner.exec.live()
@@ -367,6 +376,22 @@ where
 {
     let inner = Inner::current().expect("uvlite::spawn_local called outside a Loop");
     inner.exec.spawn(future)
+}
+
+/// Spawns a `!Send` task on this thread's loop that nobody will await: as
+/// `spawn_local(future).detach()`, without the join state a [`JoinHandle`] needs (one
+/// allocation less per task). Its output, or its panic, is dropped; the task cannot be
+/// aborted, and it stays referenced (it keeps [`Loop::run`] going).
+///
+/// # Panics
+/// Panics if this thread has no [`Loop`].
+pub fn spawn_local_detached<F>(future: F)
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let inner = Inner::current().expect("uvlite::spawn_local_detached called outside a Loop");
+    inner.exec.spawn_detached(future);
 }
 
 /// The cached time of this thread's loop (refreshed once per turn), or `Instant::now()` when

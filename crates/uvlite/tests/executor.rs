@@ -40,6 +40,24 @@ fn a_panicking_task_reports_it_and_the_loop_lives_on() -> io::Result<()> {
 }
 
 #[test]
+fn detached_tasks_run_to_the_end() -> io::Result<()> {
+    let lp = Loop::new()?;
+    let count = Rc::new(Cell::new(0));
+    for _ in 0..3 {
+        let c = count.clone();
+        lp.spawn_detached(async move {
+            sleep(Duration::from_millis(1)).await;
+            c.set(c.get() + 1);
+            c.get()
+        });
+    }
+    lp.run()?;
+    assert_eq!(count.get(), 3);
+    assert_eq!(lp.tasks(), 0);
+    Ok(())
+}
+
+#[test]
 fn abort_drops_the_future_and_reports_cancelled() -> io::Result<()> {
     util::run(async {
         let dropped = Rc::new(Cell::new(false));
