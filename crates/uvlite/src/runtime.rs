@@ -141,14 +141,22 @@ impl Inner {
         self.exec.has_ready() || self.stop.get()
     }
 
-    /// One turn of the loop; `block` allows waiting in the kernel for I/O or a timer.
+    /// One turn of the loop; `block` says whether it may wait in the kernel for I/O or a
+    /// timer.
     ///
     /// The cached time is dropped at the start of the turn and after a poll that may have
     /// waited; the clock is read again only when a timer or a caller needs it.
-    fn turn(&self, block: bool) -> io::Result<()> {
+    fn turn(&self, block: Block) -> io::Result<()> {
         self.update_time();
         self.fire_timers();
         self.run_ready();
+        let block = match block {
+            Block::No => false,
+            Block::Yes => true,
+            // The tasks just run may have been the last ones: then nothing is left to wait
+            // for (libuv's zero timeout once the loop is not alive).
+            Block::WhileAlive => self.exec.referenced() > 0,
+        };
         let timeout = if !block || self.has_work() {
             Some(Duration::ZERO)
         } else {
@@ -165,6 +173,17 @@ impl Inner {
         self.run_ready();
         Ok(())
     }
+}
+
+/// Whether a turn may wait in the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Block {
+    /// Never (`run_nowait`, or a `block_on` whose future was woken).
+    No,
+    /// Until I/O, a timer or a wake (`block_on`).
+    Yes,
+    /// As `Yes`, but only while a referenced task is alive (`run`, `run_once`).
+    WhileAlive,
 }
 
 /// An event loop: the reactor (mio), timers, signals and a single-threaded executor.
@@ -241,6 +260,7 @@ impl Loop {
                 return out;
             }
             let block = !self.inner.exec.main_woken();
+            let block = if block { Block::Yes } else { Block::No };
             if let Err(e) = self.inner.turn(block) {
                 // The poll set is broken (EBADF, ENOMEM): nothing can make progress.
                 panic!("uvlite: polling for I/O failed: {e}");
@@ -256,7 +276,7 @@ impl Loop {
     pub fn run(&self) -> io::Result<()> {
         let _running = self.enter();
         while !self.inner.stop.get() && self.alive() {
-            self.inner.turn(true)?;
+            self.inner.turn(Block::WhileAlive)?;
         }
         self.inner.stop.set(false);
         Ok(())
@@ -269,7 +289,7 @@ impl Loop {
     /// Returns the error of `epoll_wait` other than `EINTR`.
     pub fn run_once(&self) -> io::Result<bool> {
         let _running = self.enter();
-        self.inner.turn(self.alive())?;
+        self.inner.turn(Block::WhileAlive)?;
         self.inner.stop.set(false);
         Ok(self.alive())
     }
@@ -281,7 +301,7 @@ impl Loop {
     /// Returns the error of `epoll_wait` other than `EINTR`.
     pub fn run_nowait(&self) -> io::Result<bool> {
         let _running = self.enter();
-        self.inner.turn(false)?;
+        self.inner.turn(Block::No)?;
         self.inner.stop.set(false);
         Ok(self.alive())
     }

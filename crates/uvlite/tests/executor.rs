@@ -58,6 +58,30 @@ fn detached_tasks_run_to_the_end() -> io::Result<()> {
 }
 
 #[test]
+fn run_returns_when_the_last_task_ends_in_the_first_turn() {
+    // Tasks that end without waiting (one returns, one panics) finish in the turn's first
+    // pass over the ready tasks: the turn must not then wait in the kernel for nothing.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let lp = Loop::new().unwrap();
+        lp.spawn(async { 1 }).detach();
+        let panicked = lp.spawn(async { panic!("on purpose") });
+        lp.run().unwrap();
+        assert!(!lp.alive());
+        let joined = lp.block_on(panicked);
+        done.send(matches!(joined, Err(uvlite::JoinError::Panicked(_))))
+            .unwrap();
+    });
+    let panicked = finished
+        .recv_timeout(util::LIMIT)
+        .expect("Loop::run did not return once its tasks had ended");
+    assert!(
+        panicked,
+        "the panic was not reported through the JoinHandle"
+    );
+}
+
+#[test]
 fn abort_drops_the_future_and_reports_cancelled() -> io::Result<()> {
     util::run(async {
         let dropped = Rc::new(Cell::new(false));
