@@ -475,13 +475,15 @@ fn field_line(raw: &[u8], pos: usize) -> Result<Option<FieldLine>, Error> {
     match raw.get(cr + 1) {
         Some(b'\n') => {
             // Trim the optional whitespace around the value (RFC 9112 §5.1).
-            let (mut v0, mut v1) = (start, cr);
-            while v0 < v1 && matches!(raw[v0], b' ' | b'\t') {
-                v0 += 1;
+            let mut v = &raw[start..cr];
+            while let [b' ' | b'\t', rest @ ..] = v {
+                v = rest;
             }
-            while v1 > v0 && matches!(raw[v1 - 1], b' ' | b'\t') {
-                v1 -= 1;
+            let v0 = cr - v.len();
+            while let [rest @ .., b' ' | b'\t'] = v {
+                v = rest;
             }
+            let v1 = v0 + v.len();
             Ok(Some(FieldLine {
                 name: (pos, colon),
                 value: (v0, v1),
