@@ -2,7 +2,7 @@
 //! the field rules of RFC 9112 §5–6, and byte ranges into the head.
 
 use crate::error::{Error, ErrorKind};
-use crate::{Limits, is_token, tchar};
+use crate::{Limits, is_token, swar, tchar};
 
 /// Header slots given to httparse (on the stack, uninitialised, so they cost nothing);
 /// [`Limits::max_headers`] is capped at this.
@@ -379,21 +379,10 @@ fn slow_field_error(line: &[u8]) -> Error {
 /// DEL passes at once; only a word holding one (a tab, say) is looked at byte by byte.
 #[inline(always)]
 fn field_value(v: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-    const DEL: u64 = u64::from_ne_bytes([0x7f; 8]);
-    let suspect = |x: u64| {
-        let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
-        let y = x ^ DEL;
-        let del = y.wrapping_sub(ONES) & !y & HIGH;
-        below_space | del != 0
-    };
     let exact = |w: &[u8]| w.iter().all(|&b| b == b'\t' || (b >= b' ' && b != 0x7f));
     let mut chunks = v.chunks_exact(8);
     for c in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(c);
-        if suspect(u64::from_ne_bytes(word)) && !exact(c) {
+        if swar::controls(swar::word(c)) != 0 && !exact(c) {
             return false;
         }
     }
@@ -714,12 +703,8 @@ impl Fields {
 /// 16), so a field name costs a few instructions whatever its length.
 #[inline(always)]
 fn eq_lower(name: &[u8], lower: &[u8]) -> bool {
+    use swar::word;
     const CASE: u64 = u64::from_ne_bytes([0x20; 8]);
-    fn word(b: &[u8]) -> u64 {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&b[..8]);
-        u64::from_ne_bytes(w)
-    }
     let n = name.len();
     if n != lower.len() {
         return false;

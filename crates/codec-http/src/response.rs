@@ -1,6 +1,7 @@
 //! Encoding messages: the server's response encoder, and the body framing both encoders share.
 
 use crate::error::{Error, ErrorKind};
+use crate::swar::{HIGH, ONES, word};
 use crate::{DATE_LEN, HeaderBlock};
 
 /// How a message body is delimited on the wire.
@@ -495,17 +496,17 @@ pub(crate) fn valid_value(v: &[u8]) -> bool {
         return n == 0 || !maybe_low(small_word(v)) || exact(v);
     }
     if n <= 16 {
-        let (a, b) = (word8(&v[..8]), word8(&v[n - 8..]));
+        let (a, b) = (word(&v[..8]), word(&v[n - 8..]));
         return !(maybe_low(a) || maybe_low(b)) || exact(v);
     }
     let mut chunks = v.chunks_exact(8);
     for c in &mut chunks {
-        if maybe_low(word8(c)) && !exact(c) {
+        if maybe_low(word(c)) && !exact(c) {
             return false;
         }
     }
     let rest = chunks.remainder();
-    rest.is_empty() || !maybe_low(word8(&v[n - 8..])) || exact(rest)
+    rest.is_empty() || !maybe_low(word(&v[n - 8..])) || exact(rest)
 }
 
 /// Whether `name` (1 to 16 bytes) is made of ASCII letters, digits and `-` only, as almost
@@ -513,8 +514,6 @@ pub(crate) fn valid_value(v: &[u8]) -> bool {
 /// to the full token table.
 #[inline(always)]
 fn plain_name(name: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     // For bytes below 0x80: the high bit of each byte says whether lo <= byte <= hi.
     let within = |x: u64, lo: u8, hi: u8| {
         ((x | HIGH).wrapping_sub(ONES * u64::from(lo)))
@@ -530,7 +529,7 @@ fn plain_name(name: &[u8]) -> bool {
     };
     let n = name.len();
     match n {
-        8..=16 => plain(word8(name)) && plain(word8(&name[n - 8..])),
+        8..=16 => plain(word(name)) && plain(word(&name[n - 8..])),
         1..=7 => plain(small_word(name)),
         _ => false,
     }
@@ -539,8 +538,6 @@ fn plain_name(name: &[u8]) -> bool {
 /// Whether some byte of `x` may be below 0x0e (exact when it says no).
 #[inline(always)]
 fn maybe_low(x: u64) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     x.wrapping_sub(ONES * 0x0e) & !x & HIGH != 0
 }
 
@@ -556,13 +553,6 @@ fn small_word(s: &[u8]) -> u64 {
         let (a, b, c) = (s[0], s[n / 2], s[n - 1]);
         u64::from_ne_bytes([a, b, c, a, a, b, c, a])
     }
-}
-
-#[inline(always)]
-fn word8(s: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&s[..8]);
-    u64::from_ne_bytes(w)
 }
 
 #[cfg(test)]

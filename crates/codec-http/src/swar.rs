@@ -1,4 +1,5 @@
-//! Eight bytes at a time: the word tricks the head and chunk scanners share.
+//! Eight bytes at a time: the word tricks the head and chunk scanners and the encoder's field
+//! checks share.
 //!
 //! Each `*_flags` function sets the high bit of every byte of a word that matches; only the
 //! lowest flag is exact (a borrow can flag bytes above a true match), which is all a scan for
