@@ -59,6 +59,11 @@ impl BodyDecoder {
         }
     }
 
+    /// As new, keeping the trailer buffer's storage.
+    pub(crate) fn reset(&mut self) {
+        self.start(Mode::Length(0));
+    }
+
     fn start(&mut self, mode: Mode) {
         self.mode = mode;
         self.seen = 0;

@@ -286,6 +286,18 @@ impl RequestDecoder {
         }
     }
 
+    /// Makes the decoder as good as new for another connection, keeping its limits and the
+    /// storage it has grown (for servers that pool decoders): no head in progress, no error,
+    /// no pause, no trailers of an earlier body.
+    pub fn reset(&mut self) {
+        self.state = State::Head;
+        self.scan = HeadScanner::default();
+        self.parts.headers.clear();
+        self.body.reset();
+        self.pause_after = false;
+        self.error = None;
+    }
+
     /// The trailer fields of the last chunked request body, readable after its
     /// [`Event::End`] until the next body starts.
     pub fn trailers(&self) -> Trailers<'_> {
