@@ -19,12 +19,11 @@ use crate::{Decoder, Encoder};
 pub struct Reader<S, D> {
     half: ReadHalf<S>,
     decoder: D,
-    /// When the head of the item being received began (the connection's start for the first
-    /// item); `None` between items.
-    item_since: Option<Instant>,
-    /// The wait in progress (other than an item's head) and when it began; reset by bytes or
-    /// an item, so the idle and payload deadlines run from the last progress.
-    wait: Option<(Phase, Instant)>,
+    /// The phase being waited in and when it began. For [`Phase::Item`], when the item's head
+    /// began (the connection's start for the first item), kept until the item is whole; for
+    /// the other phases, reset by bytes, so the idle and payload deadlines run from the last
+    /// progress. `None` once an item came out, until the next wait.
+    since: Option<(Phase, Instant)>,
     /// Whether an item has been produced on this stream.
     served: bool,
 }
@@ -36,8 +35,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
         Reader {
             half,
             decoder,
-            item_since: Some(now),
-            wait: None,
+            since: Some((Phase::Item, now)),
             served: false,
         }
     }
@@ -69,8 +67,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
             let skip = self.half.buf.is_empty() && self.decoder.needs_bytes();
             if !skip && let Some(item) = self.decoder.decode(&mut self.half.buf)? {
                 self.served = true;
-                self.item_since = None;
-                self.wait = None;
+                self.since = None;
                 return Poll::Ready(Ok(Some(item)));
             }
             if self.half.eof {
@@ -88,30 +85,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
                 && let Some(now) = shared.now()
             {
                 // A head trickling in byte by byte still has to be whole by its deadline.
-                let since = *self.item_since.get_or_insert(now);
+                let since = match self.since {
+                    Some((Phase::Item, since)) => since,
+                    _ => {
+                        self.since = Some((Phase::Item, now));
+                        now
+                    }
+                };
                 if shared.poll_deadline(cx, phase, since, now).is_ready() {
                     return Poll::Ready(Err(self.timed_out(phase).into()));
                 }
             }
             match self.half.poll_fill(cx) {
-                Poll::Ready(Ok(_)) => self.wait = None,
+                Poll::Ready(Ok(_)) => {
+                    // Progress: the idle and payload deadlines start again.
+                    if self.since.is_some_and(|(p, _)| p != Phase::Item) {
+                        self.since = None;
+                    }
+                }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
                 Poll::Pending => {
                     let shared = &self.half.shared;
                     if phase == Phase::Idle {
                         // Hold no buffer while idle (a pool gives one back on the next read).
                         self.half.buf.release();
-                        *shared.control.idle_waker.borrow_mut() = Some(cx.waker().clone());
+                        self.decoder.park();
+                        shared.control.idle_waker.set(Some(cx.waker().clone()));
                     }
                     // The clock is read once per wait, not once per read.
                     let Some(now) = shared.now() else {
                         return Poll::Pending;
                     };
-                    let since = match (phase, self.wait, self.item_since) {
-                        (Phase::Item, _, Some(since)) => since,
-                        (_, Some((p, since)), _) if p == phase => since,
+                    let since = match self.since {
+                        Some((p, since)) if p == phase => since,
                         _ => {
-                            self.wait = Some((phase, now));
+                            self.since = Some((phase, now));
                             now
                         }
                     };
@@ -135,7 +143,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
     }
 
     /// A handle to control the connection from outside ([`Handle`]).
-    pub fn handle(&self) -> Handle {
+    pub fn handle(&self) -> Handle
+    where
+        S: 'static,
+    {
         self.half.handle()
     }
 
@@ -188,6 +199,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin, E> Writer<S, E> {
         })
     }
 
+    /// Encodes `item` into the output queue now and returns without waiting: the pipeline
+    /// hands the bytes to the kernel when the app next yields. Follow it with a
+    /// [`write`](Writer::write) or a [`flush`](Writer::flush), which wait for the queue to
+    /// drain (below the high-water mark), so output cannot pile up.
+    ///
+    /// Made for items built on the stack, such as a response head: sent from an inner block,
+    /// the item is gone before the next `.await`, so the app's future does not keep room for
+    /// it for as long as the connection lives.
+    ///
+    /// # Errors
+    /// The encoder's errors; the stream's earlier error, or `BrokenPipe` after
+    /// [`close`](Writer::close).
+    pub fn send<I>(&mut self, item: I) -> Result<(), E::Error>
+    where
+        E: Encoder<I>,
+    {
+        let encoder = &mut self.encoder;
+        self.half.queue(|out| encoder.encode(item, out))?
+    }
+
     /// Waits until every queued byte is with the kernel.
     ///
     /// # Errors
@@ -200,8 +231,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin, E> Writer<S, E> {
     ///
     /// # Errors
     /// Errors of the stream's write or shutdown.
-    pub async fn close(&mut self) -> io::Result<()> {
-        self.half.close().await
+    pub fn close(&mut self) -> impl Future<Output = io::Result<()>> + '_ {
+        // A poll function, as `read`: no state machine to keep in the app's future.
+        poll_fn(move |cx| self.half.shared.poll_shutdown(cx))
     }
 
     /// The encoder.
@@ -215,7 +247,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin, E> Writer<S, E> {
     }
 
     /// A handle to control the connection from outside ([`Handle`]).
-    pub fn handle(&self) -> Handle {
+    pub fn handle(&self) -> Handle
+    where
+        S: 'static,
+    {
         self.half.handle()
     }
 
@@ -313,24 +348,66 @@ where
             shared,
             result: None,
             linger_since: None,
+            then: Some(AsIs),
         }
+    }
+}
+
+/// A step a [`Pipeline`] takes when its app has returned, before it flushes and shuts the
+/// stream down: it sees the app's result, may queue more output (a server answers a request
+/// that the app could not read), and gives the pipeline's result. See [`Pipeline::then`].
+pub trait Then<AE> {
+    /// Takes the step.
+    fn then(self, res: Result<(), AE>) -> Result<(), AE>;
+}
+
+/// No step: the app's result as it is (what a pipeline does by default).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AsIs;
+
+impl<AE> Then<AE> for AsIs {
+    fn then(self, res: Result<(), AE>) -> Result<(), AE> {
+        res
+    }
+}
+
+impl<AE, T: FnOnce(Result<(), AE>) -> Result<(), AE>> Then<AE> for T {
+    fn then(self, res: Result<(), AE>) -> Result<(), AE> {
+        self(res)
     }
 }
 
 /// The future of one [`chain`]ed connection.
 #[must_use = "a pipeline does nothing unless polled"]
-pub struct Pipeline<S, F> {
+pub struct Pipeline<S, F, T = AsIs> {
     app: Option<Pin<Box<F>>>,
     shared: Rc<Shared<S>>,
     result: Option<Error>,
     linger_since: Option<Instant>,
+    /// Taken when the app returns.
+    then: Option<T>,
 }
 
-impl<S, F, AE> Future for Pipeline<S, F>
+impl<S, F> Pipeline<S, F> {
+    /// This pipeline with a step after the app's end ([`Then`]): a closure or a type of
+    /// yours, kept inline (no allocation of its own).
+    pub fn then<T>(self, then: T) -> Pipeline<S, F, T> {
+        Pipeline {
+            app: self.app,
+            shared: self.shared,
+            result: self.result,
+            linger_since: self.linger_since,
+            then: Some(then),
+        }
+    }
+}
+
+impl<S, F, T, AE> Future for Pipeline<S, F, T>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: Future<Output = Result<(), AE>>,
     AE: Into<Box<dyn std::error::Error>>,
+    T: Then<AE> + Unpin,
 {
     type Output = Result<(), Error>;
 
@@ -352,6 +429,10 @@ where
                 }
                 Ok(Poll::Ready(res)) => {
                     this.app = None;
+                    let res = match this.then.take() {
+                        Some(then) => then.then(res),
+                        None => res,
+                    };
                     this.result = res.err().map(|e| Error::App(e.into()));
                 }
                 Err(payload) => {

@@ -10,7 +10,7 @@ pub mod testing;
 mod time;
 
 pub use buffer::Buffer;
-pub use chain::{Error, Pipeline, Reader, Writer, chain};
+pub use chain::{AsIs, Error, Pipeline, Reader, Then, Writer, chain};
 pub use stream::{
     Config, HIGH_WATER, Handle, READ_SIZE, ReadHalf, WriteHalf, wrap_stream, wrap_stream_with,
 };
@@ -47,6 +47,12 @@ pub trait Decoder {
     fn needs_bytes(&self) -> bool {
         false
     }
+
+    /// Called when the reader begins an idle wait (between items, nothing buffered, an item
+    /// already served): the decoder may give back storage that it takes again in its next
+    /// [`decode`](Decoder::decode), so that a server with many idle connections holds little
+    /// for each (the reader gives its buffer back at the same moment). By default nothing.
+    fn park(&mut self) {}
 
     /// Whether the decoder is inside an item's payload (e.g. a request body), where the
     /// deadline runs between reads rather than over the whole item. By default never.

@@ -55,31 +55,67 @@ impl std::fmt::Debug for Config {
 }
 
 /// The part of a connection's state that a server controls from outside the pipeline.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Control {
     /// Stop at the next item boundary: the reader then reports the end of the stream.
     pub(crate) closing: Cell<bool>,
     /// The reading task, while it waits in [`Phase::Idle`].
-    pub(crate) idle_waker: RefCell<Option<Waker>>,
+    pub(crate) idle_waker: Cell<Option<Waker>>,
     /// The phase whose deadline passed, if one did.
     pub(crate) timed_out: Cell<Option<Phase>>,
     /// An earlier deadline for idle waits than the configured one (set when draining).
     pub(crate) idle_until: Cell<Option<Instant>>,
 }
 
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control")
+            .field("closing", &self.closing.get())
+            .field("timed_out", &self.timed_out.get())
+            .field("idle_until", &self.idle_until.get())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a [`Handle`] reaches of a stream's shared state, whatever the stream's type.
+trait Controlled {
+    fn control(&self) -> &Control;
+}
+
+impl<S> Controlled for Shared<S> {
+    fn control(&self) -> &Control {
+        &self.control
+    }
+}
+
 /// A handle on one wrapped stream, for the server that owns many: ask it to close at its next
 /// item boundary (draining), and see why it ended.
-#[derive(Clone, Debug)]
+///
+/// It points at the stream's shared state itself (one allocation per stream, not two), so it
+/// is made only for streams that borrow nothing (`S: 'static`).
+#[derive(Clone)]
 pub struct Handle {
-    control: Rc<Control>,
+    shared: Rc<dyn Controlled>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("control", self.shared.control())
+            .finish()
+    }
 }
 
 impl Handle {
+    fn control(&self) -> &Control {
+        self.shared.control()
+    }
+
     /// Makes the connection stop before its next item: a reader waiting idle returns `None` at
     /// once; a reader inside an item finishes that item first. Used to drain a server.
     pub fn close_when_idle(&self) {
-        self.control.closing.set(true);
-        if let Some(w) = self.control.idle_waker.borrow_mut().take() {
+        self.control().closing.set(true);
+        if let Some(w) = self.control().idle_waker.take() {
             w.wake();
         }
     }
@@ -90,24 +126,24 @@ impl Handle {
     /// `Connection: close`) while a quiet one is closed soon.
     pub fn idle_until(&self, deadline: Instant) {
         let d = self
-            .control
+            .control()
             .idle_until
             .get()
             .map_or(deadline, |d| d.min(deadline));
-        self.control.idle_until.set(Some(d));
-        if let Some(w) = self.control.idle_waker.borrow_mut().take() {
+        self.control().idle_until.set(Some(d));
+        if let Some(w) = self.control().idle_waker.take() {
             w.wake();
         }
     }
 
     /// Whether [`close_when_idle`](Handle::close_when_idle) was called.
     pub fn is_closing(&self) -> bool {
-        self.control.closing.get()
+        self.control().closing.get()
     }
 
     /// The phase whose deadline passed, if the connection timed out.
     pub fn timed_out(&self) -> Option<Phase> {
-        self.control.timed_out.get()
+        self.control().timed_out.get()
     }
 }
 
@@ -124,9 +160,10 @@ pub(crate) struct Shared<S> {
     pub(crate) driven: Cell<bool>,
     /// Shared by every connection of a server (it is the same for all of them).
     pub(crate) config: Rc<Config>,
-    pub(crate) control: Rc<Control>,
-    read_timer: RefCell<Option<(Instant, Box<dyn Timer>)>>,
-    write_timer: RefCell<Option<(Instant, Box<dyn Timer>)>>,
+    pub(crate) control: Control,
+    /// Made at the first deadline of a read or a send (boxed by the clock), then moved.
+    read_timer: Cell<Option<Box<dyn Timer>>>,
+    write_timer: Cell<Option<Box<dyn Timer>>>,
     /// When the current wait for the peer to take output began.
     stall_since: Cell<Option<Instant>>,
     /// The peer's EOF has been read.
@@ -169,16 +206,17 @@ impl<S> Shared<S> {
         } else {
             &self.read_timer
         };
-        let mut slot = slot.borrow_mut();
-        let (armed, timer) = slot.get_or_insert_with(|| (deadline, clock.timer(deadline)));
+        let mut timer = slot.take().unwrap_or_else(|| clock.timer(deadline));
         // A deadline that moved later (an idle connection's, after each request) leaves the
         // timer where it is: it fires early, once, and is moved on then (`armed <= now`), so a
         // busy connection touches its timer once per timeout, not once per request.
-        if deadline < *armed || *armed <= now {
+        let armed = timer.deadline();
+        if deadline < armed || armed <= now {
             timer.reset(deadline);
-            *armed = deadline;
         }
-        timer.poll_fire(cx)
+        let fired = timer.poll_fire(cx);
+        slot.set(Some(timer));
+        fired
     }
 
     /// Records that `phase` timed out and returns the error to report.
@@ -345,9 +383,9 @@ where
         write_shut: Cell::new(false),
         driven: Cell::new(false),
         config,
-        control: Rc::new(Control::default()),
-        read_timer: RefCell::new(None),
-        write_timer: RefCell::new(None),
+        control: Control::default(),
+        read_timer: Cell::new(None),
+        write_timer: Cell::new(None),
         stall_since: Cell::new(None),
         read_eof: Cell::new(false),
     });
@@ -368,11 +406,11 @@ pub struct ReadHalf<S> {
     pub(crate) eof: bool,
 }
 
-impl<S> ReadHalf<S> {
+impl<S: 'static> ReadHalf<S> {
     /// A handle to control the connection from outside ([`Handle`]).
     pub fn handle(&self) -> Handle {
         Handle {
-            control: self.shared.control.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -429,11 +467,11 @@ pub struct WriteHalf<S> {
     pub(crate) shared: Rc<Shared<S>>,
 }
 
-impl<S> WriteHalf<S> {
+impl<S: 'static> WriteHalf<S> {
     /// A handle to control the connection from outside ([`Handle`]).
     pub fn handle(&self) -> Handle {
         Handle {
-            control: self.shared.control.clone(),
+            shared: self.shared.clone(),
         }
     }
 }

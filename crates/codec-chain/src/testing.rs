@@ -320,6 +320,10 @@ impl Timer for ManualTimer {
         self.state.deadline.set(deadline);
     }
 
+    fn deadline(&self) -> Instant {
+        self.state.deadline.get()
+    }
+
     fn poll_fire(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.now.get() >= self.state.deadline.get() {
             return Poll::Ready(());

@@ -19,6 +19,9 @@ pub trait Timer {
     /// Moves the deadline (earlier or later); a fired timer is armed again.
     fn reset(&mut self, deadline: Instant);
 
+    /// The deadline the timer is set for.
+    fn deadline(&self) -> Instant;
+
     /// `Ready` once the deadline has passed; otherwise registers `cx`'s waker.
     fn poll_fire(&mut self, cx: &mut Context<'_>) -> Poll<()>;
 }

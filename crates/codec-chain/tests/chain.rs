@@ -200,3 +200,119 @@ fn writes_after_close_fail() {
         assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
     });
 }
+
+/// [`Lines`], counting the calls to `park` and checking that each comes with nothing buffered.
+struct Parking {
+    parked: std::rc::Rc<std::cell::Cell<usize>>,
+    buffered: usize,
+}
+
+impl Decoder for Parking {
+    type Item = String;
+    type Error = io::Error;
+    fn decode(&mut self, src: &mut Buffer) -> io::Result<Option<String>> {
+        self.buffered = src.len();
+        let item = Lines.decode(src);
+        self.buffered = src.len();
+        item
+    }
+    fn park(&mut self) {
+        assert_eq!(self.buffered, 0, "parked with bytes of an item buffered");
+        self.parked.set(self.parked.get() + 1);
+    }
+}
+
+#[test]
+fn the_decoder_is_parked_when_the_reader_waits_idle_and_only_then() {
+    // "b" arrives in two parts: the wait between them is inside an item, not idle. The wait
+    // after "b" is idle; the end of the stream after "c" is not a wait.
+    let script = vec![
+        Step::Data(b"a\nb".to_vec()),
+        Step::Wait,
+        Step::Data(b"\n".to_vec()),
+        Step::Wait,
+        Step::Data(b"c\n".to_vec()),
+    ];
+    let stream = MockStream::scripted(script);
+    let out = stream.output();
+    let parked = std::rc::Rc::new(std::cell::Cell::new(0));
+    let decoder = Parking {
+        parked: parked.clone(),
+        buffered: 0,
+    };
+    let (r, w) = wrap_stream(stream);
+    let p = chain(
+        decoder,
+        |mut read, mut write| async move {
+            while let Some(line) = read.read().await? {
+                write.write(line.as_str()).await?;
+            }
+            write.close().await
+        },
+        Lines,
+    )(r, w);
+    block_on(p).unwrap();
+    assert_eq!(out.borrow().as_slice(), b"a\nb\nc\n");
+    assert_eq!(parked.get(), 1);
+}
+
+#[test]
+fn send_queues_at_once_and_the_pipeline_delivers_in_order() {
+    let stream = MockStream::scripted(vec![Step::Data(b"x\ny\n".to_vec())]);
+    let out = stream.output();
+    let calls = stream.calls.clone();
+    let (r, w) = wrap_stream(stream);
+    let p = chain(
+        Lines,
+        |mut read, mut write| async move {
+            while let Some(line) = read.read().await? {
+                // Nothing to await: the bytes are queued before `send` returns.
+                write.send("head")?;
+                let queued = write.half().queued();
+                assert!(queued >= 5, "{queued} bytes queued after send");
+                write.write(line.as_str()).await?;
+            }
+            write.close().await?;
+            let err = write.send("late").unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+            Ok::<_, io::Error>(())
+        },
+        Lines,
+    )(r, w);
+    block_on(p).unwrap();
+    assert_eq!(out.borrow().as_slice(), b"head\nx\nhead\ny\n");
+    assert_eq!(calls.borrow().0, 1, "both answers in one write");
+}
+
+#[test]
+fn then_sees_the_apps_result_and_writes_before_the_shutdown() {
+    let stream = MockStream::new(b"a\n");
+    let out = stream.output();
+    let closed = stream.closed.clone();
+    let (r, w) = wrap_stream(stream);
+    let mut last_words = w.clone();
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let p = chain(
+        Lines,
+        |mut read, _write| async move {
+            read.read().await?;
+            Err::<(), _>(io::Error::other("the app gave up"))
+        },
+        Lines,
+    )(r, w)
+    .then({
+        let seen = seen.clone();
+        move |res: io::Result<()>| {
+            *seen.borrow_mut() = res.err().map(|e| e.to_string());
+            assert!(
+                !*closed.borrow(),
+                "the stream was shut down before the step"
+            );
+            last_words.queue(|out| out.extend_from_slice(b"sorry\n"))?;
+            Ok(())
+        }
+    });
+    block_on(p).unwrap();
+    assert_eq!(seen.borrow().as_deref(), Some("the app gave up"));
+    assert_eq!(out.borrow().as_slice(), b"sorry\n");
+}

@@ -36,21 +36,30 @@ where
 {
     async move {
         let mut body = Vec::new(); // reused: no allocation per request
-        while let Some(Item::Head(req)) = read.read().await? {
+        // (`match`, not `while let`: the item read is not kept across the awaits below.)
+        loop {
+            let keep_alive = match read.read().await? {
+                Some(Item::Head(req)) => {
+                    body.clear();
+                    body.extend_from_slice(req.target());
+                    body.push(b'\n'); // local body = req.path .. "\n"
+                    req.keep_alive()
+                }
+                _ => break,
+            };
             while let Some(Item::Body(_)) = read.read().await? {} // drain the body to its End
-            body.clear();
-            body.extend_from_slice(req.target());
-            body.push(b'\n'); // local body = req.path .. "\n"
-            let keep_alive = req.keep_alive();
-            drop(req); // (the head's bytes are copied into the body: give them back now)
-            let mut head = Head::new(200);
-            head.header("Server", "http-cluster");
-            head.header("Content-Type", "text/plain");
-            head.header("Content-Length", body.len());
-            if keep_alive {
-                head.header("Connection", "keep-alive");
+            {
+                // In a block, sent without waiting: the head is gone before the next await,
+                // so the connection's future keeps no room for it.
+                let mut head = Head::new(200);
+                head.header("Server", "http-cluster");
+                head.header("Content-Type", "text/plain");
+                head.header("Content-Length", body.len());
+                if keep_alive {
+                    head.header("Connection", "keep-alive");
+                }
+                write.send(&head)?;
             }
-            write.write(&head).await?;
             write.write(&body).await?;
             if !keep_alive {
                 break;
@@ -75,14 +84,20 @@ where
     const FIELDS: HeaderBlock<'static> =
         HeaderBlock::checked(b"Server: http-cluster\r\nContent-Type: text/plain\r\n");
     async move {
-        while let Some(Item::Head(req)) = read.read().await? {
-            let keep_alive = req.keep_alive();
-            drop(req);
+        loop {
+            // As in `path`: the item is not kept across the awaits below.
+            let keep_alive = match read.read().await? {
+                Some(Item::Head(req)) => req.keep_alive(),
+                _ => break,
+            };
             while let Some(Item::Body(_)) = read.read().await? {}
-            let mut head = Head::new(200);
-            head.block(FIELDS);
-            head.header("Content-Length", BODY.len());
-            write.write(&head).await?;
+            {
+                // As in `path`: no room for the head in the connection's future.
+                let mut head = Head::new(200);
+                head.block(FIELDS);
+                head.header("Content-Length", BODY.len());
+                write.send(&head)?;
+            }
             write.write(BODY).await?;
             if !keep_alive {
                 break;

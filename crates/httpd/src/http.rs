@@ -8,14 +8,12 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use codec_chain::{
-    Buffer, Clock, Config, Decoder, Encoder, Handle, Phase, Pipeline, Timeouts, Timer, WriteHalf,
-    chain, wrap_stream_with,
+    Buffer, Clock, Config, Decoder, Encoder, Handle, Phase, Pipeline, Then, Timeouts, Timer,
+    WriteHalf, chain, wrap_stream_with,
 };
 use codec_http::{
     BodyKind, DATE_LEN, DateCache, ErrorKind, Event, Framing, Limits, RequestDecoder, RequestHead,
@@ -26,6 +24,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 pub use codec_http::HeaderBlock;
 
 use crate::log;
+use crate::pool::Pool;
 
 /// The app's reader: decoded [`Item`]s.
 pub type Reader<S = uvlite::TcpStream> = codec_chain::Reader<S, HttpDecoder<S>>;
@@ -122,6 +121,10 @@ impl Clock for UvClock {
 impl Timer for UvTimer {
     fn reset(&mut self, deadline: Instant) {
         self.0.reset(deadline);
+    }
+
+    fn deadline(&self) -> Instant {
+        self.0.deadline()
     }
 
     fn poll_fire(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
@@ -395,13 +398,19 @@ pub(crate) struct Exchange {
     closing: Cell<bool>,
     /// When draining began, the deadline for idle waits it set.
     drain_until: Cell<Option<Instant>>,
-    /// Body bytes of the current response (for the access log).
-    sent_body: Cell<u64>,
-    status: Cell<u16>,
     handle: Handle,
     peer: Option<SocketAddr>,
-    /// The request line, for the access log (kept only when logging).
+    /// What the access log needs, when it is on (boxed: most servers do not log).
+    log: Option<Box<LogState>>,
+}
+
+/// The access log's view of the current request.
+struct LogState {
+    /// The request line.
     request_line: RefCell<Vec<u8>>,
+    status: Cell<u16>,
+    /// Body bytes of the current response.
+    sent_body: Cell<u64>,
 }
 
 impl Exchange {
@@ -422,11 +431,15 @@ impl Exchange {
             requests: Cell::new(0),
             closing: Cell::new(false),
             drain_until: Cell::new(None),
-            sent_body: Cell::new(0),
-            status: Cell::new(0),
             handle,
             peer,
-            request_line: RefCell::new(Vec::new()),
+            log: log::enabled().then(|| {
+                Box::new(LogState {
+                    request_line: RefCell::new(Vec::new()),
+                    status: Cell::new(0),
+                    sent_body: Cell::new(0),
+                })
+            }),
         }
     }
 
@@ -466,9 +479,9 @@ impl Exchange {
             .set(head.expect_continue() && body != BodyKind::Empty);
         self.continue_sent.set(false);
         self.answered.set(false);
-        self.sent_body.set(0);
-        if log::enabled() {
-            let mut line = self.request_line.borrow_mut();
+        if let Some(log) = &self.log {
+            log.sent_body.set(0);
+            let mut line = log.request_line.borrow_mut();
             line.clear();
             line.extend_from_slice(head.method().as_bytes());
             line.push(b' ');
@@ -483,12 +496,12 @@ impl Exchange {
         self.answered.set(true);
         self.in_body.set(false);
         crate::server::count_request();
-        if log::enabled() {
+        if let Some(log) = &self.log {
             log::record(
                 self.peer,
-                &self.request_line.borrow(),
-                self.status.get(),
-                self.sent_body.get(),
+                &log.request_line.borrow(),
+                log.status.get(),
+                log.sent_body.get(),
             );
         }
         if !self.keep_alive.get() {
@@ -506,7 +519,7 @@ impl Exchange {
 
 /// A new decoder and encoder for one connection, sharing what they know of the current
 /// request. `out` is the connection's writing half (the decoder queues `100 Continue` there).
-pub fn codec<S>(
+pub fn codec<S: 'static>(
     out: &WriteHalf<S>,
     settings: &Rc<Settings>,
     peer: Option<SocketAddr>,
@@ -514,10 +527,7 @@ pub fn codec<S>(
     let exchange = Rc::new(Exchange::new(out.handle(), peer));
     (
         HttpDecoder {
-            inner: RequestDecoder::with_limits(Limits {
-                max_body: None,
-                ..settings.limits
-            }),
+            inner: None,
             exchange: exchange.clone(),
             out: out.clone(),
             settings: settings.clone(),
@@ -529,9 +539,20 @@ pub fn codec<S>(
     )
 }
 
+thread_local! {
+    /// Decoders of this thread's idle connections, given back while they wait (boxed: a
+    /// connection keeps one pointer for it).
+    static DECODERS: RefCell<Pool<Box<RequestDecoder>>> = const { RefCell::new(Pool::new()) };
+}
+
 /// codec-http's request decoder as a chain [`Decoder`].
+///
+/// A connection holds its codec-http decoder only while it reads a request: when it waits
+/// idle for the next one, the decoder goes back to a per-thread pool (see [`Decoder::park`]),
+/// so ten thousand idle keep-alive connections do not keep ten thousand decoders.
 pub struct HttpDecoder<S> {
-    inner: RequestDecoder,
+    /// `None` while parked: the state of a fresh decoder.
+    inner: Option<Box<RequestDecoder>>,
     exchange: Rc<Exchange>,
     out: WriteHalf<S>,
     settings: Rc<Settings>,
@@ -547,9 +568,40 @@ impl<S> HttpDecoder<S> {
         &self.exchange
     }
 
-    /// The trailer fields of the last chunked body, once its `End` was read.
-    pub fn trailers(&self) -> codec_http::Trailers<'_> {
-        self.inner.trailers()
+    /// The trailer fields of the last chunked body, once its `End` was read (until the next
+    /// read).
+    pub fn trailers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.inner.iter().flat_map(|d| d.trailers())
+    }
+
+    /// Whether the decoder is idle (parked, or between requests with nothing seen).
+    fn is_idle(&self) -> bool {
+        self.inner.as_ref().is_none_or(|d| d.is_idle())
+    }
+}
+
+/// A codec-http decoder for a connection with `settings`, from the pool if it has one.
+fn take_decoder(settings: &Settings) -> Box<RequestDecoder> {
+    let limits = Limits {
+        max_body: None,
+        ..settings.limits
+    };
+    match DECODERS.with(|p| p.borrow_mut().take()) {
+        // The pool serves every server of the thread; their limits may differ.
+        Some(mut d) if *d.limits() == limits => {
+            d.reset();
+            d
+        }
+        _ => Box::new(RequestDecoder::with_limits(limits)),
+    }
+}
+
+impl<S> Drop for HttpDecoder<S> {
+    fn drop(&mut self) {
+        if self.inner.take().is_some() {
+            // Its state is the closed connection's: not worth resetting for reuse.
+            DECODERS.with(|p| p.borrow_mut().lost());
+        }
     }
 }
 
@@ -560,7 +612,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Decoder for HttpDecoder<S> {
     fn decode(&mut self, src: &mut Buffer) -> Result<Option<Item>, HttpError> {
         // codec-http pauses after an Upgrade or CONNECT request; httpd switches to no other
         // protocol, so it declines and goes on reading HTTP/1.1.
-        self.inner.resume();
+        if self.inner.is_none() && src.is_empty() {
+            // Parked, and nothing to decode (a `100 Continue` is only owed inside a body).
+            return Ok(None);
+        }
+        let settings = &self.settings;
+        let inner = self.inner.get_or_insert_with(|| take_decoder(settings));
+        inner.resume();
         let ex = &self.exchange;
         if ex.expect_continue.replace(false) && src.is_empty() && !ex.in_body.get() {
             // The app reads the body of a request that waits for our go-ahead
@@ -569,17 +627,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Decoder for HttpDecoder<S> {
                 .queue(|out| out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n"))?;
             ex.continue_sent.set(true);
         }
-        let decoded = match self.inner.decode(src.as_slice()) {
+        let decoded = match inner.decode(src.as_slice()) {
             Ok(d) => d,
             Err(e) => {
                 ex.decode_error.set(Some(e));
                 // An answer to a HEAD request carries no body, even an error's.
                 ex.head_request.set(src.as_slice().starts_with(b"HEAD "));
-                if log::enabled() && ex.answered.get() {
+                if let Some(log) = &ex.log
+                    && ex.answered.get()
+                {
                     // A head that could not be read: log its first line as it came.
                     let bytes = src.as_slice();
                     let end = memchr_line(bytes).min(1024);
-                    let mut line = ex.request_line.borrow_mut();
+                    let mut line = log.request_line.borrow_mut();
                     line.clear();
                     line.extend_from_slice(&bytes[..end]);
                     ex.answered.set(false);
@@ -624,7 +684,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Decoder for HttpDecoder<S> {
         if let Some(item) = self.decode(src)? {
             return Ok(Some(item));
         }
-        if let Err(e) = self.inner.eof(src.as_slice()) {
+        let Some(inner) = self.inner.as_mut() else {
+            // Parked: the connection ended between requests.
+            return Ok(None);
+        };
+        if let Err(e) = inner.eof(src.as_slice()) {
             self.exchange.decode_error.set(Some(e));
             return Err(e.into());
         }
@@ -632,17 +696,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Decoder for HttpDecoder<S> {
     }
 
     fn between_items(&self) -> bool {
-        self.inner.is_idle()
+        self.is_idle()
     }
 
     fn needs_bytes(&self) -> bool {
         // Idle between requests: an empty buffer decodes to nothing (and the pending
         // `100 Continue` is only sent inside a body).
-        self.inner.is_idle()
+        self.is_idle()
+    }
+
+    fn park(&mut self) {
+        if let Some(d) = self.inner.take_if(|d| d.is_idle()) {
+            DECODERS.with(|p| p.borrow_mut().give(d));
+        }
     }
 
     fn in_payload(&self) -> bool {
-        !self.inner.is_idle() && !self.inner.in_head()
+        self.inner
+            .as_ref()
+            .is_some_and(|d| !d.is_idle() && !d.in_head())
     }
 }
 
@@ -915,7 +987,9 @@ impl HttpEncoder {
                 keep &= small && !expect_unanswered;
             }
             ex.keep_alive.set(keep);
-            ex.status.set(head.status);
+            if let Some(log) = &ex.log {
+                log.status.set(head.status);
+            }
         }
         let keep = ex.keep_alive.get();
         let add_close = !interim && !keep;
@@ -998,8 +1072,10 @@ impl HttpEncoder {
             return Err(codec_http::Error::from(ErrorKind::InvalidState).into());
         }
         self.inner.body(bytes, dst)?;
-        if !ex.discard.get() {
-            ex.sent_body.set(ex.sent_body.get() + bytes.len() as u64);
+        if let Some(log) = &ex.log
+            && !ex.discard.get()
+        {
+            log.sent_body.set(log.sent_body.get() + bytes.len() as u64);
         }
         if self.inner.is_complete() {
             self.inner.end(dst)?;
@@ -1101,7 +1177,7 @@ pub fn with_date<R>(f: impl FnOnce(&[u8; DATE_LEN]) -> R) -> R {
 /// As `serve_with`: the pipeline's error (the app's, a stream failure, or a panic).
 pub async fn serve<S, A, F>(stream: S, app: A) -> Result<(), codec_chain::Error>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
     A: FnOnce(Reader<S>, Writer<S>) -> F,
     F: Future<Output = Result<(), HttpError>>,
 {
@@ -1140,9 +1216,9 @@ pub(crate) fn serve_with<S, A, F>(
     peer: Option<SocketAddr>,
     register: impl FnOnce(&Rc<Exchange>),
     app: A,
-) -> Pipeline<S, Answer<S, F>>
+) -> Pipeline<S, F, Answer<S>>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
     A: FnOnce(Reader<S>, Writer<S>) -> F,
     F: Future<Output = Result<(), HttpError>>,
 {
@@ -1151,39 +1227,19 @@ where
     let (decoder, encoder) = codec(&write, settings, peer);
     let exchange = decoder.exchange.clone();
     register(&exchange);
-    chain(
-        decoder,
-        move |r, w| Answer {
-            // Called before anything is stored, and boxed on its own: the app's future is
-            // kept once, not beside the reader and writer it was given.
-            app: Box::pin(app(r, w)),
-            exchange,
-            errors,
-        },
-        encoder,
-    )(read, write)
+    chain(decoder, app, encoder)(read, write).then(Answer { exchange, errors })
 }
 
-/// The app's future, then the answer to a request that could not be read (see
-/// [`serve_with`]).
-pub(crate) struct Answer<S, F> {
-    app: Pin<Box<F>>,
+/// After the app's end, the answer to a request that could not be read (see [`serve_with`]).
+pub(crate) struct Answer<S> {
     exchange: Rc<Exchange>,
     /// The connection's writing half, for the answer.
     errors: WriteHalf<S>,
 }
 
-impl<S, F> Future for Answer<S, F>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    F: Future<Output = Result<(), HttpError>>,
-{
-    type Output = Result<(), HttpError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let res = std::task::ready!(this.app.as_mut().poll(cx));
-        Poll::Ready(answer(&this.exchange, &mut this.errors, res))
+impl<S: AsyncRead + AsyncWrite + Unpin> Then<HttpError> for Answer<S> {
+    fn then(mut self, res: Result<(), HttpError>) -> Result<(), HttpError> {
+        answer(&self.exchange, &mut self.errors, res)
     }
 }
 
@@ -1193,7 +1249,7 @@ fn answer<S: AsyncRead + AsyncWrite + Unpin>(
     errors: &mut WriteHalf<S>,
     res: Result<(), HttpError>,
 ) -> Result<(), HttpError> {
-    let status = match (exchange.decode_error.get(), errors.handle().timed_out()) {
+    let status = match (exchange.decode_error.get(), exchange.handle.timed_out()) {
         _ if exchange.refused.get().is_some() => exchange.refused.get(),
         (Some(e), _) if e.kind() != ErrorKind::UnexpectedEof => Some(e.status_hint()),
         (_, Some(Phase::Item)) => Some(408),
@@ -1217,8 +1273,8 @@ fn answer<S: AsyncRead + AsyncWrite + Unpin>(
             enc.body(b"\n", out)?;
             enc.end(out)
         })??;
-        if log::enabled() {
-            let line = exchange.request_line.borrow();
+        if let Some(log) = &exchange.log {
+            let line = log.request_line.borrow();
             let line: &[u8] = if exchange.answered.get() { b"-" } else { &line };
             log::record(exchange.peer, line, status, body.len() as u64 + 1);
         }

@@ -10,6 +10,7 @@ pub mod drip;
 pub mod handler;
 pub mod http;
 pub mod log;
+mod pool;
 pub mod server;
 
 /// Which built-in app a server runs.

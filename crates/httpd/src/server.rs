@@ -128,7 +128,7 @@ impl Drop for ConnGuard {
 /// A named future rather than an `async` block, so the task holds the pipeline once: a block
 /// would keep what it captured beside what it awaits.
 struct Connection<F> {
-    pipeline: Pipeline<uvlite::TcpStream, Answer<uvlite::TcpStream, F>>,
+    pipeline: Pipeline<uvlite::TcpStream, F, Answer<uvlite::TcpStream>>,
     guard: ConnGuard,
 }
 

@@ -6,6 +6,9 @@
 //! a warm-up (connections accepted, buffers and pools grown), the client sends keep-alive
 //! requests one at a time and pipelined ×16, and the test asserts that serving them allocated
 //! nothing. Each case prints one `alloc:` line, which `cargo xtask bench` reads into its report.
+//!
+//! The same harness measures the heap that an idle keep-alive connection keeps (the
+//! connection's storage, with the request-time storage given back to per-thread pools).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -128,6 +131,70 @@ fn count(app: App) -> Counted {
         allocations: info.count_total,
         bytes: info.bytes_total,
     }
+}
+
+/// Idle keep-alive connections held open while the server's heap is measured.
+const IDLE: usize = 1_000;
+
+/// Heap an idle keep-alive connection may hold (design.md §5 asks for ≤ 1 KiB of server
+/// memory per idle connection, measured as RSS by `cargo xtask bench`; the heap is what the
+/// server controls of it).
+const IDLE_HEAP_MAX: f64 = 1024.0;
+
+#[test]
+fn an_idle_keep_alive_connection_holds_little_heap() {
+    let lp = Loop::new().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    listener.listen(1024).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new(Settings::default().with_uvlite_clock(), 10_000);
+    let _server = lp.spawn(async move { server.accept(&listener, httpd::apps::hello).await });
+
+    // 1: warmed up; 2: the idle connections are open; 3: the client is done.
+    let phase = Arc::new(AtomicU32::new(0));
+    let client = thread::spawn({
+        let phase = phase.clone();
+        move || {
+            let mut buf = vec![0u8; 4096];
+            let mut open = || {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                exchange(&mut s, REQUEST, 1, &mut buf);
+                s
+            };
+            // Warm-up: pools and the loop's tables get their first storage.
+            drop((0..16).map(|_| open()).collect::<Vec<_>>());
+            phase.store(1, Ordering::SeqCst);
+            let mut conns = vec![open()];
+            conns.extend((0..IDLE).map(|_| open()));
+            phase.store(2, Ordering::SeqCst);
+            conns.push(open());
+            phase.store(3, Ordering::SeqCst);
+            drop(conns);
+            let _ = TcpStream::connect(addr);
+        }
+    });
+    let deadline = Instant::now() + LIMIT;
+    let run_until = |p: u32| {
+        while phase.load(Ordering::SeqCst) < p {
+            assert!(Instant::now() < deadline, "the idle-memory test timed out");
+            lp.run_once().unwrap();
+        }
+    };
+    run_until(1);
+    let info = allocation_counter::measure(|| run_until(2));
+    run_until(3);
+    client.join().expect("the client failed");
+    let bytes = info.bytes_current as f64 / IDLE as f64;
+    let allocations = info.count_current as f64 / IDLE as f64;
+    println!(
+        "idle: connections={IDLE} heap_bytes_per_connection={bytes:.0} allocations_per_connection={allocations:.2}"
+    );
+    assert!(
+        bytes <= IDLE_HEAP_MAX,
+        "an idle keep-alive connection holds {bytes:.0} bytes of heap in {allocations:.2} \
+         allocations (at most {IDLE_HEAP_MAX})"
+    );
 }
 
 /// Drives the server: warm-up, then the counted requests. Returns how many were counted.
