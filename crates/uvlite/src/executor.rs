@@ -15,7 +15,6 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -115,7 +114,57 @@ impl Remote {
 struct Table {
     slots: Vec<Slot>,
     free: Vec<u32>,
-    ready: VecDeque<u32>,
+    ready: RunQueue,
+}
+
+/// A FIFO of slot indices as two `Vec`s: wakes push onto `next` (a plain `Vec::push`, cheaper
+/// than a ring buffer's), and the executor takes `next` over as `batch` when `batch` is used up.
+#[derive(Default)]
+struct RunQueue {
+    batch: Vec<u32>,
+    /// Position of the next index to run in `batch`.
+    pos: usize,
+    next: Vec<u32>,
+}
+
+impl RunQueue {
+    #[inline]
+    fn push(&mut self, index: u32) {
+        self.next.push(index);
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Option<u32> {
+        if let Some(&index) = self.batch.get(self.pos) {
+            self.pos += 1;
+            return Some(index);
+        }
+        self.refill()
+    }
+
+    /// The previous batch is done: `next` becomes the batch, keeping both allocations.
+    #[inline(never)]
+    fn refill(&mut self) -> Option<u32> {
+        self.batch.clear();
+        std::mem::swap(&mut self.batch, &mut self.next);
+        self.pos = 1;
+        let first = self.batch.first().copied();
+        if first.is_none() {
+            self.pos = 0;
+        }
+        first
+    }
+
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.pos >= self.batch.len() && self.next.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.batch.clear();
+        self.pos = 0;
+        self.next.clear();
+    }
 }
 
 pub(crate) struct Executor {
@@ -151,8 +200,18 @@ impl Wake for TaskRef {
             }
         });
         if local != Some(true) {
-            self.remote.push(self.index, self.generation);
+            self.wake_remote();
         }
+    }
+}
+
+impl TaskRef {
+    /// A wake from another thread (or from this thread after its loop is gone): kept out of
+    /// line so the local path saves fewer registers.
+    #[cold]
+    #[inline(never)]
+    fn wake_remote(&self) {
+        self.remote.push(self.index, self.generation);
     }
 }
 
@@ -221,7 +280,7 @@ impl Executor {
             && (slot.future.is_some() || slot.running)
         {
             slot.scheduled = true;
-            table.ready.push_back(index);
+            table.ready.push(index);
         }
     }
 
@@ -306,7 +365,7 @@ impl Executor {
         slot.aborted = false;
         slot.referenced = true;
         let generation = slot.generation;
-        table.ready.push_back(index);
+        table.ready.push(index);
         self.live.set(self.live.get() + 1);
         (index, generation)
     }
@@ -319,7 +378,7 @@ impl Executor {
             let (index, mut task, waker) = {
                 let mut table = self.table.borrow_mut();
                 let table = &mut *table;
-                let Some(index) = table.ready.pop_front() else {
+                let Some(index) = table.ready.pop() else {
                     return;
                 };
                 let slot = &mut table.slots[index as usize];

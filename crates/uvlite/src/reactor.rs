@@ -43,8 +43,12 @@ const READ_CLOSED: u8 = 1 << 2;
 /// Sticky: the socket can no longer be written (or failed). Writes never block again.
 const WRITE_CLOSED: u8 = 1 << 3;
 /// A task waits for the next read (write) event; cleared when it is woken.
+/// INVARIANT: each waiting bit is its ready bit shifted left by 4, and each closed bit is its
+/// ready bit shifted left by 2 (`dispatch` relies on both).
 const READ_WAITING: u8 = 1 << 4;
 const WRITE_WAITING: u8 = 1 << 5;
+const _: () = assert!(READ_WAITING == READABLE << 4 && WRITE_WAITING == WRITABLE << 4);
+const _: () = assert!(READ_CLOSED == READABLE << 2 && WRITE_CLOSED == WRITABLE << 2);
 
 impl Direction {
     /// The bits that make this direction ready.
@@ -115,25 +119,20 @@ impl IoSlot {
     #[inline]
     fn dispatch(&self, event: &mio::event::Event) {
         let mut flags = self.flags.get();
-        if event.is_error() {
-            flags |= READ_CLOSED | WRITE_CLOSED;
+        if event.is_error() || event.is_read_closed() || event.is_write_closed() {
+            flags |= closed_bits(event);
         }
-        if event.is_read_closed() {
-            flags |= READ_CLOSED;
+        // A closed direction stays ready whatever the event says.
+        let mut ready = (flags & (READ_CLOSED | WRITE_CLOSED)) >> 2;
+        if event.is_readable() {
+            ready |= READABLE;
         }
-        if event.is_write_closed() {
-            flags |= WRITE_CLOSED;
+        if event.is_writable() {
+            ready |= WRITABLE;
         }
-        let mut wake = 0;
-        if event.is_readable() || flags & READ_CLOSED != 0 {
-            flags |= READABLE;
-            wake |= flags & READ_WAITING;
-        }
-        if event.is_writable() || flags & WRITE_CLOSED != 0 {
-            flags |= WRITABLE;
-            wake |= flags & WRITE_WAITING;
-        }
-        self.flags.set(flags & !wake);
+        // The waiting bits sit four above the ready bits: wake who waits on what is now ready.
+        let wake = flags & (ready << 4);
+        self.flags.set((flags | ready) & !wake);
         if wake & READ_WAITING != 0 {
             wake_in_place(&self.reader);
         }
@@ -149,6 +148,23 @@ impl IoSlot {
         drop(self.reader.take());
         drop(self.writer.take());
     }
+}
+
+/// The sticky bits an event with an error or a hang-up sets (kept out of the common path).
+#[cold]
+#[inline(never)]
+fn closed_bits(event: &mio::event::Event) -> u8 {
+    let mut bits = 0;
+    if event.is_error() {
+        bits |= READ_CLOSED | WRITE_CLOSED;
+    }
+    if event.is_read_closed() {
+        bits |= READ_CLOSED;
+    }
+    if event.is_write_closed() {
+        bits |= WRITE_CLOSED;
+    }
+    bits
 }
 
 /// Wakes the waker in `cell` by reference and keeps it there, unless the wake itself stored
