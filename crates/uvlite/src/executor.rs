@@ -139,20 +139,12 @@ impl RunQueue {
             self.pos += 1;
             return Some(index);
         }
-        self.refill()
-    }
-
-    /// The previous batch is done: `next` becomes the batch, keeping both allocations.
-    #[inline(never)]
-    fn refill(&mut self) -> Option<u32> {
+        let &first = self.next.first()?;
+        // The batch is done: `next` becomes the batch, keeping both allocations.
         self.batch.clear();
         std::mem::swap(&mut self.batch, &mut self.next);
         self.pos = 1;
-        let first = self.batch.first().copied();
-        if first.is_none() {
-            self.pos = 0;
-        }
-        first
+        Some(first)
     }
 
     #[inline]
