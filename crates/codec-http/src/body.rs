@@ -140,45 +140,35 @@ impl BodyDecoder {
             };
             match chunk {
                 Chunk::Size => {
-                    let Some(line) = self.line(&buf[pos..], limits)? else {
-                        return Ok(BodyStep::NeedMore(pos));
+                    let (size, line) = match plain_size_line(&buf[pos..]) {
+                        // The common line, digits and CRLF: no search for the LF, and no
+                        // second pass over the digits.
+                        Some((size, line)) if line <= self.metadata_room(limits) => {
+                            self.metadata += line;
+                            (size, line)
+                        }
+                        _ => {
+                            let Some(line) = self.line(&buf[pos..], limits)? else {
+                                return Ok(BodyStep::NeedMore(pos));
+                            };
+                            (parse_chunk_size(&buf[pos..pos + line - 2])?, line)
+                        }
                     };
-                    let size = parse_chunk_size(&buf[pos..pos + line - 2])?;
                     pos += line;
                     if size == 0 {
                         self.mode = Mode::Chunked(Chunk::Trailers);
-                    } else {
+                        continue;
+                    }
+                    if let Some(max) = limits.max_body {
                         self.seen = self.seen.saturating_add(size);
-                        if limits.max_body.is_some_and(|max| self.seen > max) {
+                        if self.seen > max {
                             return Err(ErrorKind::BodyTooLarge.into());
                         }
-                        self.mode = Mode::Chunked(Chunk::Data(size));
                     }
+                    // The data usually follows in the same buffer: one step, one event.
+                    return Ok(self.chunk_data(buf, pos, size));
                 }
-                Chunk::Data(remaining) => {
-                    let avail = buf.len() - pos;
-                    if avail == 0 {
-                        return Ok(BodyStep::NeedMore(pos));
-                    }
-                    let n = usize::try_from(remaining).map_or(avail, |r| r.min(avail));
-                    let left = remaining - n as u64;
-                    let end = pos + n;
-                    let mut consumed = end;
-                    self.mode = Mode::Chunked(if left > 0 {
-                        Chunk::Data(left)
-                    } else if buf.get(end..end + 2) == Some(b"\r\n") {
-                        // The CRLF after the chunk is here: take it now, one step less.
-                        consumed += 2;
-                        Chunk::Size
-                    } else {
-                        Chunk::DataEnd
-                    });
-                    return Ok(BodyStep::Data {
-                        start: pos,
-                        end,
-                        consumed,
-                    });
-                }
+                Chunk::Data(remaining) => return Ok(self.chunk_data(buf, pos, remaining)),
                 Chunk::DataEnd => match &buf[pos..] {
                     [] | [b'\r'] => return Ok(BodyStep::NeedMore(pos)),
                     [b'\r', b'\n', ..] => {
@@ -204,13 +194,49 @@ impl BodyDecoder {
         }
     }
 
+    /// Up to `remaining` bytes of chunk data from `buf[pos..]`, and the CRLF after the chunk's
+    /// last byte if it is there.
+    #[inline(always)]
+    fn chunk_data(&mut self, buf: &[u8], pos: usize, remaining: u64) -> BodyStep {
+        let avail = buf.len() - pos;
+        if avail == 0 {
+            self.mode = Mode::Chunked(Chunk::Data(remaining));
+            return BodyStep::NeedMore(pos);
+        }
+        let n = usize::try_from(remaining).map_or(avail, |r| r.min(avail));
+        let left = remaining - n as u64;
+        let end = pos + n;
+        let mut consumed = end;
+        self.mode = Mode::Chunked(if left > 0 {
+            Chunk::Data(left)
+        } else if buf.get(end..end + 2) == Some(b"\r\n") {
+            // The CRLF after the chunk is here: take it now, one step less.
+            consumed += 2;
+            Chunk::Size
+        } else {
+            Chunk::DataEnd
+        });
+        BodyStep::Data {
+            start: pos,
+            end,
+            consumed,
+        }
+    }
+
+    /// The longest metadata line (CRLF included) the limit still allows: the bytes left,
+    /// plus the CRLF, so a line that ends right at the limit passes.
+    #[inline(always)]
+    fn metadata_room(&self, limits: &Limits) -> usize {
+        limits
+            .max_chunk_metadata
+            .saturating_sub(self.metadata)
+            .saturating_add(2)
+    }
+
     /// The length of the CRLF-terminated line at the start of `buf` (CRLF included), or
     /// `None` if it is not complete yet. Counts it against the chunk metadata limit.
     fn line(&mut self, buf: &[u8], limits: &Limits) -> Result<Option<usize>, Error> {
-        let room = limits
-            .max_chunk_metadata
-            .saturating_sub(self.metadata)
-            .saturating_add(2);
+        let room = self.metadata_room(limits);
         let window = &buf[..buf.len().min(room)];
         match crate::swar::find(window, 0, b'\n') {
             Some(lf) if lf > 0 && window[lf - 1] == b'\r' => {
@@ -223,6 +249,44 @@ impl BodyDecoder {
         }
     }
 }
+
+/// A chunk-size line with no extension, `1*HEXDIG CRLF` with at most 15 digits (so the size
+/// is below 2^60 and cannot overflow): the size and the line's length, CRLF included. `None`
+/// for anything else, which [`parse_chunk_size`] then reads (or refuses) the long way.
+#[inline(always)]
+fn plain_size_line(buf: &[u8]) -> Option<(u64, usize)> {
+    let mut size: u64 = 0;
+    let mut i = 0;
+    while let Some(&b) = buf.get(i) {
+        let d = HEX[b as usize];
+        if d > 0xf {
+            break;
+        }
+        size = size << 4 | u64::from(d);
+        i += 1;
+        if i > 15 {
+            return None;
+        }
+    }
+    (i > 0 && buf.get(i..i + 2) == Some(b"\r\n")).then_some((size, i + 2))
+}
+
+/// The value of each hex digit; 0xff for other bytes.
+static HEX: [u8; 256] = {
+    let mut t = [0xff; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
 
 /// `chunk-size [ chunk-ext ]` with the CRLF already removed. The size is 1*HEXDIG with checked
 /// arithmetic; extensions are `*( BWS ";" BWS name [ BWS "=" BWS value ] )` and are ignored.
@@ -325,5 +389,39 @@ impl<'a> Iterator for Trailers<'a> {
         let colon = memchr::memchr(b':', line).unwrap_or(line.len());
         let name = std::str::from_utf8(&line[..colon]).unwrap_or("");
         Some((name, trim_ows(line.get(colon + 1..).unwrap_or_default())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_size_line_reads_as_the_long_way_does() {
+        let lines: [&[u8]; 12] = [
+            b"0\r\n",
+            b"1\r\n",
+            b"fF\r\n",
+            b"00000000000000a\r\n",
+            b"fffffffffffffff\r\n",
+            b"1000000000000000\r\n",
+            b"1;a=b\r\n",
+            b"1 \r\n",
+            b"\r\n",
+            b"1\r",
+            b"1\n",
+            b"g\r\n",
+        ];
+        for line in lines {
+            let plain = plain_size_line(line);
+            if let Some((size, len)) = plain {
+                assert_eq!(len, line.len(), "{line:?}");
+                assert_eq!(parse_chunk_size(&line[..len - 2]), Ok(size), "{line:?}");
+            } else {
+                // Either not a complete line of digits, or more than 15 of them.
+                let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+                assert!(digits == 0 || digits > 15 || !line[digits..].starts_with(b"\r\n"));
+            }
+        }
     }
 }
