@@ -178,13 +178,16 @@ impl BodyDecoder {
                     _ => return Err(ErrorKind::MissingChunkCrlf.into()),
                 },
                 Chunk::Trailers => {
-                    let Some(line) = self.line(&buf[pos..], limits)? else {
-                        return Ok(BodyStep::NeedMore(pos));
-                    };
-                    if line == 2 {
+                    if buf.get(pos..pos + 2) == Some(b"\r\n") {
+                        // The blank line ends the trailers (the limit always has room for its
+                        // two bytes, so it is checked here, before `line`).
+                        self.metadata += 2;
                         self.mode = Mode::Length(0);
                         return Ok(BodyStep::End(pos + 2));
                     }
+                    let Some(line) = self.line(&buf[pos..], limits)? else {
+                        return Ok(BodyStep::NeedMore(pos));
+                    };
                     let field = &buf[pos..pos + line];
                     split_field(&field[..line - 2])?;
                     self.trailers.extend_from_slice(field);
@@ -250,9 +253,11 @@ impl BodyDecoder {
     }
 }
 
-/// A chunk-size line with no extension, `1*HEXDIG CRLF` with at most 15 digits (so the size
-/// is below 2^60 and cannot overflow): the size and the line's length, CRLF included. `None`
-/// for anything else, which [`parse_chunk_size`] then reads (or refuses) the long way.
+/// A plain chunk-size line: 1 to 15 hex digits (so the size is below 2^60 and cannot
+/// overflow), then extensions of tokens only (`;name` or `;name=value`, no whitespace, no
+/// quoted strings), then CRLF. Returns the size and the line's length, CRLF included. `None`
+/// for anything else, which [`parse_chunk_size`] then reads (or refuses) the long way: what
+/// passes here is a subset of what passes there, read to the same size.
 #[inline(always)]
 fn plain_size_line(buf: &[u8]) -> Option<(u64, usize)> {
     let mut size: u64 = 0;
@@ -268,7 +273,23 @@ fn plain_size_line(buf: &[u8]) -> Option<(u64, usize)> {
             return None;
         }
     }
-    (i > 0 && buf.get(i..i + 2) == Some(b"\r\n")).then_some((size, i + 2))
+    if i == 0 {
+        return None;
+    }
+    let token = |mut j: usize| {
+        let start = j;
+        while buf.get(j).is_some_and(|&b| tchar(b)) {
+            j += 1;
+        }
+        (j > start).then_some(j)
+    };
+    while buf.get(i) == Some(&b';') {
+        i = token(i + 1)?;
+        if buf.get(i) == Some(&b'=') {
+            i = token(i + 1)?;
+        }
+    }
+    (buf.get(i..i + 2) == Some(b"\r\n")).then_some((size, i + 2))
 }
 
 /// The value of each hex digit; 0xff for other bytes.
@@ -398,29 +419,38 @@ mod tests {
 
     #[test]
     fn a_plain_size_line_reads_as_the_long_way_does() {
-        let lines: [&[u8]; 12] = [
-            b"0\r\n",
-            b"1\r\n",
-            b"fF\r\n",
-            b"00000000000000a\r\n",
-            b"fffffffffffffff\r\n",
-            b"1000000000000000\r\n",
-            b"1;a=b\r\n",
-            b"1 \r\n",
-            b"\r\n",
-            b"1\r",
-            b"1\n",
-            b"g\r\n",
+        // (line, whether the plain reading takes it)
+        let lines: [(&[u8], bool); 21] = [
+            (b"0\r\n", true),
+            (b"1\r\n", true),
+            (b"fF\r\n", true),
+            (b"00000000000000a\r\n", true),
+            (b"fffffffffffffff\r\n", true),
+            (b"1;a\r\n", true),
+            (b"1;a=b;c;d=ee\r\n", true),
+            (b"1000000000000000\r\n", false),
+            (b"1;a=\r\n", false),
+            (b"1;=b\r\n", false),
+            (b"1;\r\n", false),
+            (b"1;a=\"b\"\r\n", false),
+            (b"1;a =b\r\n", false),
+            (b"1 ;a\r\n", false),
+            (b"1;a=b \r\n", false),
+            (b"1 \r\n", false),
+            (b"\r\n", false),
+            (b"1\r", false),
+            (b"1\n", false),
+            (b"1;a\n", false),
+            (b"g\r\n", false),
         ];
-        for line in lines {
-            let plain = plain_size_line(line);
-            if let Some((size, len)) = plain {
-                assert_eq!(len, line.len(), "{line:?}");
-                assert_eq!(parse_chunk_size(&line[..len - 2]), Ok(size), "{line:?}");
-            } else {
-                // Either not a complete line of digits, or more than 15 of them.
-                let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-                assert!(digits == 0 || digits > 15 || !line[digits..].starts_with(b"\r\n"));
+        for (line, plain) in lines {
+            match plain_size_line(line) {
+                Some((size, len)) => {
+                    assert!(plain, "{line:?}");
+                    assert_eq!(len, line.len(), "{line:?}");
+                    assert_eq!(parse_chunk_size(&line[..len - 2]), Ok(size), "{line:?}");
+                }
+                None => assert!(!plain, "{line:?}"),
             }
         }
     }
