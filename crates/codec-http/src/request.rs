@@ -451,8 +451,12 @@ fn field_line(raw: &[u8], pos: usize) -> Result<Option<FieldLine>, Error> {
             _ => return Err(ErrorKind::InvalidHeaderName.into()),
         }
     };
-    // Optional whitespace before the value (RFC 9112 §5.1), usually one space.
+    // Optional whitespace before the value (RFC 9112 §5.1), usually one space: that one is
+    // taken before the loop (which then mostly stops at once; fewer instructions per field).
     let mut v0 = colon + 1;
+    if raw.get(v0) == Some(&b' ') {
+        v0 += 1;
+    }
     while let Some(b' ' | b'\t') = raw.get(v0) {
         v0 += 1;
     }
@@ -471,11 +475,14 @@ fn field_line(raw: &[u8], pos: usize) -> Result<Option<FieldLine>, Error> {
     };
     match raw.get(cr + 1) {
         Some(b'\n') => {
-            // Optional whitespace after the value; the leading one is already skipped, so
-            // this stops at `v0` at the latest.
+            // Optional whitespace after the value, rare; the leading one is already skipped,
+            // so this stops at `v0` at the latest. (The outer test is the loop's first: it
+            // keeps the common case to one comparison.)
             let mut v1 = cr;
-            while v1 > v0 && matches!(raw[v1 - 1], b' ' | b'\t') {
-                v1 -= 1;
+            if v1 > v0 && matches!(raw[v1 - 1], b' ' | b'\t') {
+                while v1 > v0 && matches!(raw[v1 - 1], b' ' | b'\t') {
+                    v1 -= 1;
+                }
             }
             Ok(Some(FieldLine {
                 name: (pos, colon),
