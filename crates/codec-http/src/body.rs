@@ -5,23 +5,22 @@ use crate::error::{Error, ErrorKind};
 use crate::head::{MAX_LENGTH, split_field, trim_ows};
 use crate::tchar;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Chunk {
-    /// Expecting a chunk-size line.
-    Size,
-    /// Inside chunk data; this many bytes left.
-    Data(u64),
-    /// Expecting the CRLF after chunk data.
-    DataEnd,
-    /// After the last chunk: trailer lines until an empty line.
-    Trailers,
-}
-
+/// Where a body stands. One flat enum, so that each step dispatches once (the chunked states
+/// are variants of their own rather than a nested `Chunked(Chunk)`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
+    /// A body of known length; this many bytes left.
     Length(u64),
-    Chunked(Chunk),
+    /// A body that runs until the connection closes.
     Close,
+    /// Chunked: expecting a chunk-size line.
+    ChunkSize,
+    /// Chunked: inside chunk data; this many bytes left.
+    ChunkData(u64),
+    /// Chunked: expecting the CRLF after chunk data.
+    ChunkDataEnd,
+    /// Chunked: after the last chunk, trailer lines until an empty line.
+    Trailers,
 }
 
 /// What one step through a body found, as offsets into the input.
@@ -73,7 +72,7 @@ impl BodyDecoder {
 
     /// A chunked body.
     pub(crate) fn start_chunked(&mut self) {
-        self.start(Mode::Chunked(Chunk::Size));
+        self.start(Mode::ChunkSize);
     }
 
     /// A body that runs until the connection closes (responses only).
@@ -128,18 +127,18 @@ impl BodyDecoder {
                     consumed: buf.len(),
                 })
             }
-            Mode::Chunked(_) => self.step_chunked(buf, limits),
+            Mode::ChunkSize | Mode::ChunkData(_) | Mode::ChunkDataEnd | Mode::Trailers => {
+                self.step_chunked(buf, limits)
+            }
         }
     }
 
     fn step_chunked(&mut self, buf: &[u8], limits: &Limits) -> Result<BodyStep, Error> {
         let mut pos = 0;
         loop {
-            let Mode::Chunked(chunk) = self.mode else {
-                return Ok(BodyStep::End(pos));
-            };
-            match chunk {
-                Chunk::Size => {
+            match self.mode {
+                Mode::Length(_) | Mode::Close => return Ok(BodyStep::End(pos)),
+                Mode::ChunkSize => {
                     let (size, line) = match plain_size_line(&buf[pos..]) {
                         // The common line, digits and CRLF: no search for the LF, and no
                         // second pass over the digits.
@@ -156,7 +155,7 @@ impl BodyDecoder {
                     };
                     pos += line;
                     if size == 0 {
-                        self.mode = Mode::Chunked(Chunk::Trailers);
+                        self.mode = Mode::Trailers;
                         continue;
                     }
                     if let Some(max) = limits.max_body {
@@ -168,16 +167,16 @@ impl BodyDecoder {
                     // The data usually follows in the same buffer: one step, one event.
                     return Ok(self.chunk_data(buf, pos, size));
                 }
-                Chunk::Data(remaining) => return Ok(self.chunk_data(buf, pos, remaining)),
-                Chunk::DataEnd => match &buf[pos..] {
+                Mode::ChunkData(remaining) => return Ok(self.chunk_data(buf, pos, remaining)),
+                Mode::ChunkDataEnd => match &buf[pos..] {
                     [] | [b'\r'] => return Ok(BodyStep::NeedMore(pos)),
                     [b'\r', b'\n', ..] => {
                         pos += 2;
-                        self.mode = Mode::Chunked(Chunk::Size);
+                        self.mode = Mode::ChunkSize;
                     }
                     _ => return Err(ErrorKind::MissingChunkCrlf.into()),
                 },
-                Chunk::Trailers => {
+                Mode::Trailers => {
                     if buf.get(pos..pos + 2) == Some(b"\r\n") {
                         // The blank line ends the trailers (the limit always has room for its
                         // two bytes, so it is checked here, before `line`).
@@ -203,22 +202,22 @@ impl BodyDecoder {
     fn chunk_data(&mut self, buf: &[u8], pos: usize, remaining: u64) -> BodyStep {
         let avail = buf.len() - pos;
         if avail == 0 {
-            self.mode = Mode::Chunked(Chunk::Data(remaining));
+            self.mode = Mode::ChunkData(remaining);
             return BodyStep::NeedMore(pos);
         }
         let n = usize::try_from(remaining).map_or(avail, |r| r.min(avail));
         let left = remaining - n as u64;
         let end = pos + n;
         let mut consumed = end;
-        self.mode = Mode::Chunked(if left > 0 {
-            Chunk::Data(left)
+        self.mode = if left > 0 {
+            Mode::ChunkData(left)
         } else if buf.get(end..end + 2) == Some(b"\r\n") {
             // The CRLF after the chunk is here: take it now, one step less.
             consumed += 2;
-            Chunk::Size
+            Mode::ChunkSize
         } else {
-            Chunk::DataEnd
-        });
+            Mode::ChunkDataEnd
+        };
         BodyStep::Data {
             start: pos,
             end,
