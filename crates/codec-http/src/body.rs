@@ -5,23 +5,22 @@ use crate::error::{Error, ErrorKind};
 use crate::head::{MAX_LENGTH, split_field, trim_ows};
 use crate::tchar;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Chunk {
-    /// Expecting a chunk-size line.
-    Size,
-    /// Inside chunk data; this many bytes left.
-    Data(u64),
-    /// Expecting the CRLF after chunk data.
-    DataEnd,
-    /// After the last chunk: trailer lines until an empty line.
-    Trailers,
-}
-
+/// Where a body stands. One flat enum, so that each step dispatches once (the chunked states
+/// are variants of their own rather than a nested `Chunked(Chunk)`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
+    /// A body of known length; this many bytes left.
     Length(u64),
-    Chunked(Chunk),
+    /// A body that runs until the connection closes.
     Close,
+    /// Chunked: expecting a chunk-size line.
+    ChunkSize,
+    /// Chunked: inside chunk data; this many bytes left.
+    ChunkData(u64),
+    /// Chunked: expecting the CRLF after chunk data.
+    ChunkDataEnd,
+    /// Chunked: after the last chunk, trailer lines until an empty line.
+    Trailers,
 }
 
 /// What one step through a body found, as offsets into the input.
@@ -78,7 +77,7 @@ impl BodyDecoder {
 
     /// A chunked body.
     pub(crate) fn start_chunked(&mut self) {
-        self.start(Mode::Chunked(Chunk::Size));
+        self.start(Mode::ChunkSize);
     }
 
     /// A body that runs until the connection closes (responses only).
@@ -133,73 +132,66 @@ impl BodyDecoder {
                     consumed: buf.len(),
                 })
             }
-            Mode::Chunked(_) => self.step_chunked(buf, limits),
+            Mode::ChunkSize | Mode::ChunkData(_) | Mode::ChunkDataEnd | Mode::Trailers => {
+                self.step_chunked(buf, limits)
+            }
         }
     }
 
     fn step_chunked(&mut self, buf: &[u8], limits: &Limits) -> Result<BodyStep, Error> {
         let mut pos = 0;
         loop {
-            let Mode::Chunked(chunk) = self.mode else {
-                return Ok(BodyStep::End(pos));
-            };
-            match chunk {
-                Chunk::Size => {
-                    let Some(line) = self.line(&buf[pos..], limits)? else {
-                        return Ok(BodyStep::NeedMore(pos));
+            match self.mode {
+                Mode::Length(_) | Mode::Close => return Ok(BodyStep::End(pos)),
+                Mode::ChunkSize => {
+                    let (size, line) = match plain_size_line(&buf[pos..]) {
+                        // The common line, digits and CRLF: no search for the LF, and no
+                        // second pass over the digits.
+                        Some((size, line)) if line <= self.metadata_room(limits) => {
+                            self.metadata += line;
+                            (size, line)
+                        }
+                        _ => {
+                            let Some(line) = self.line(&buf[pos..], limits)? else {
+                                return Ok(BodyStep::NeedMore(pos));
+                            };
+                            (parse_chunk_size(&buf[pos..pos + line - 2])?, line)
+                        }
                     };
-                    let size = parse_chunk_size(&buf[pos..pos + line - 2])?;
                     pos += line;
                     if size == 0 {
-                        self.mode = Mode::Chunked(Chunk::Trailers);
-                    } else {
+                        self.mode = Mode::Trailers;
+                        continue;
+                    }
+                    if let Some(max) = limits.max_body {
                         self.seen = self.seen.saturating_add(size);
-                        if limits.max_body.is_some_and(|max| self.seen > max) {
+                        if self.seen > max {
                             return Err(ErrorKind::BodyTooLarge.into());
                         }
-                        self.mode = Mode::Chunked(Chunk::Data(size));
                     }
+                    // The data usually follows in the same buffer: one step, one event.
+                    return Ok(self.chunk_data(buf, pos, size));
                 }
-                Chunk::Data(remaining) => {
-                    let avail = buf.len() - pos;
-                    if avail == 0 {
-                        return Ok(BodyStep::NeedMore(pos));
-                    }
-                    let n = usize::try_from(remaining).map_or(avail, |r| r.min(avail));
-                    let left = remaining - n as u64;
-                    let end = pos + n;
-                    let mut consumed = end;
-                    self.mode = Mode::Chunked(if left > 0 {
-                        Chunk::Data(left)
-                    } else if buf.get(end..end + 2) == Some(b"\r\n") {
-                        // The CRLF after the chunk is here: take it now, one step less.
-                        consumed += 2;
-                        Chunk::Size
-                    } else {
-                        Chunk::DataEnd
-                    });
-                    return Ok(BodyStep::Data {
-                        start: pos,
-                        end,
-                        consumed,
-                    });
-                }
-                Chunk::DataEnd => match &buf[pos..] {
+                Mode::ChunkData(remaining) => return Ok(self.chunk_data(buf, pos, remaining)),
+                Mode::ChunkDataEnd => match &buf[pos..] {
                     [] | [b'\r'] => return Ok(BodyStep::NeedMore(pos)),
                     [b'\r', b'\n', ..] => {
                         pos += 2;
-                        self.mode = Mode::Chunked(Chunk::Size);
+                        self.mode = Mode::ChunkSize;
                     }
                     _ => return Err(ErrorKind::MissingChunkCrlf.into()),
                 },
-                Chunk::Trailers => {
-                    let Some(line) = self.line(&buf[pos..], limits)? else {
-                        return Ok(BodyStep::NeedMore(pos));
-                    };
-                    if line == 2 {
+                Mode::Trailers => {
+                    if buf.get(pos..pos + 2) == Some(b"\r\n") {
+                        // The blank line ends the trailers (the limit always has room for its
+                        // two bytes, so it is checked here, before `line`).
+                        self.metadata += 2;
                         self.mode = Mode::Length(0);
                         return Ok(BodyStep::End(pos + 2));
                     }
+                    let Some(line) = self.line(&buf[pos..], limits)? else {
+                        return Ok(BodyStep::NeedMore(pos));
+                    };
                     let field = &buf[pos..pos + line];
                     split_field(&field[..line - 2])?;
                     self.trailers.extend_from_slice(field);
@@ -209,13 +201,49 @@ impl BodyDecoder {
         }
     }
 
+    /// Up to `remaining` bytes of chunk data from `buf[pos..]`, and the CRLF after the chunk's
+    /// last byte if it is there.
+    #[inline(always)]
+    fn chunk_data(&mut self, buf: &[u8], pos: usize, remaining: u64) -> BodyStep {
+        let avail = buf.len() - pos;
+        if avail == 0 {
+            self.mode = Mode::ChunkData(remaining);
+            return BodyStep::NeedMore(pos);
+        }
+        let n = usize::try_from(remaining).map_or(avail, |r| r.min(avail));
+        let left = remaining - n as u64;
+        let end = pos + n;
+        let mut consumed = end;
+        self.mode = if left > 0 {
+            Mode::ChunkData(left)
+        } else if buf.get(end..end + 2) == Some(b"\r\n") {
+            // The CRLF after the chunk is here: take it now, one step less.
+            consumed += 2;
+            Mode::ChunkSize
+        } else {
+            Mode::ChunkDataEnd
+        };
+        BodyStep::Data {
+            start: pos,
+            end,
+            consumed,
+        }
+    }
+
+    /// The longest metadata line (CRLF included) the limit still allows: the bytes left,
+    /// plus the CRLF, so a line that ends right at the limit passes.
+    #[inline(always)]
+    fn metadata_room(&self, limits: &Limits) -> usize {
+        limits
+            .max_chunk_metadata
+            .saturating_sub(self.metadata)
+            .saturating_add(2)
+    }
+
     /// The length of the CRLF-terminated line at the start of `buf` (CRLF included), or
     /// `None` if it is not complete yet. Counts it against the chunk metadata limit.
     fn line(&mut self, buf: &[u8], limits: &Limits) -> Result<Option<usize>, Error> {
-        let room = limits
-            .max_chunk_metadata
-            .saturating_sub(self.metadata)
-            .saturating_add(2);
+        let room = self.metadata_room(limits);
         let window = &buf[..buf.len().min(room)];
         match crate::swar::find(window, 0, b'\n') {
             Some(lf) if lf > 0 && window[lf - 1] == b'\r' => {
@@ -228,6 +256,62 @@ impl BodyDecoder {
         }
     }
 }
+
+/// A plain chunk-size line: 1 to 15 hex digits (so the size is below 2^60 and cannot
+/// overflow), then extensions of tokens only (`;name` or `;name=value`, no whitespace, no
+/// quoted strings), then CRLF. Returns the size and the line's length, CRLF included. `None`
+/// for anything else, which [`parse_chunk_size`] then reads (or refuses) the long way: what
+/// passes here is a subset of what passes there, read to the same size.
+#[inline(always)]
+fn plain_size_line(buf: &[u8]) -> Option<(u64, usize)> {
+    let mut size: u64 = 0;
+    let mut i = 0;
+    while let Some(&b) = buf.get(i) {
+        let d = HEX[b as usize];
+        if d > 0xf {
+            break;
+        }
+        size = size << 4 | u64::from(d);
+        i += 1;
+        if i > 15 {
+            return None;
+        }
+    }
+    if i == 0 {
+        return None;
+    }
+    let token = |mut j: usize| {
+        let start = j;
+        while buf.get(j).is_some_and(|&b| tchar(b)) {
+            j += 1;
+        }
+        (j > start).then_some(j)
+    };
+    while buf.get(i) == Some(&b';') {
+        i = token(i + 1)?;
+        if buf.get(i) == Some(&b'=') {
+            i = token(i + 1)?;
+        }
+    }
+    (buf.get(i..i + 2) == Some(b"\r\n")).then_some((size, i + 2))
+}
+
+/// The value of each hex digit; 0xff for other bytes.
+static HEX: [u8; 256] = {
+    let mut t = [0xff; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
 
 /// `chunk-size [ chunk-ext ]` with the CRLF already removed. The size is 1*HEXDIG with checked
 /// arithmetic; extensions are `*( BWS ";" BWS name [ BWS "=" BWS value ] )` and are ignored.
@@ -330,5 +414,48 @@ impl<'a> Iterator for Trailers<'a> {
         let colon = memchr::memchr(b':', line).unwrap_or(line.len());
         let name = std::str::from_utf8(&line[..colon]).unwrap_or("");
         Some((name, trim_ows(line.get(colon + 1..).unwrap_or_default())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_size_line_reads_as_the_long_way_does() {
+        // (line, whether the plain reading takes it)
+        let lines: [(&[u8], bool); 21] = [
+            (b"0\r\n", true),
+            (b"1\r\n", true),
+            (b"fF\r\n", true),
+            (b"00000000000000a\r\n", true),
+            (b"fffffffffffffff\r\n", true),
+            (b"1;a\r\n", true),
+            (b"1;a=b;c;d=ee\r\n", true),
+            (b"1000000000000000\r\n", false),
+            (b"1;a=\r\n", false),
+            (b"1;=b\r\n", false),
+            (b"1;\r\n", false),
+            (b"1;a=\"b\"\r\n", false),
+            (b"1;a =b\r\n", false),
+            (b"1 ;a\r\n", false),
+            (b"1;a=b \r\n", false),
+            (b"1 \r\n", false),
+            (b"\r\n", false),
+            (b"1\r", false),
+            (b"1\n", false),
+            (b"1;a\n", false),
+            (b"g\r\n", false),
+        ];
+        for (line, plain) in lines {
+            match plain_size_line(line) {
+                Some((size, len)) => {
+                    assert!(plain, "{line:?}");
+                    assert_eq!(len, line.len(), "{line:?}");
+                    assert_eq!(parse_chunk_size(&line[..len - 2]), Ok(size), "{line:?}");
+                }
+                None => assert!(!plain, "{line:?}"),
+            }
+        }
     }
 }
