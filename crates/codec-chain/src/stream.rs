@@ -92,7 +92,8 @@ impl<S> Controlled for Shared<S> {
 /// item boundary (draining), and see why it ended.
 ///
 /// It points at the stream's shared state itself (one allocation per stream, not two), so it
-/// is made only for streams that borrow nothing (`S: 'static`).
+/// is made only for streams that borrow nothing (`S: 'static`), and the stream (its socket)
+/// stays open while a handle to it lives: drop handles with the connection.
 #[derive(Clone)]
 pub struct Handle {
     shared: Rc<dyn Controlled>,

@@ -586,7 +586,8 @@ fn take_decoder(settings: &Settings) -> Box<RequestDecoder> {
         max_body: None,
         ..settings.limits
     };
-    match DECODERS.with(|p| p.borrow_mut().take()) {
+    // (`try_with`: at thread exit the pool may be gone before the last connection.)
+    match DECODERS.try_with(|p| p.borrow_mut().take()).ok().flatten() {
         // The pool serves every server of the thread; their limits may differ.
         Some(mut d) if *d.limits() == limits => {
             d.reset();
@@ -600,7 +601,7 @@ impl<S> Drop for HttpDecoder<S> {
     fn drop(&mut self) {
         if self.inner.take().is_some() {
             // Its state is the closed connection's: not worth resetting for reuse.
-            DECODERS.with(|p| p.borrow_mut().lost());
+            let _ = DECODERS.try_with(|p| p.borrow_mut().lost());
         }
     }
 }
@@ -707,7 +708,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Decoder for HttpDecoder<S> {
 
     fn park(&mut self) {
         if let Some(d) = self.inner.take_if(|d| d.is_idle()) {
-            DECODERS.with(|p| p.borrow_mut().give(d));
+            let _ = DECODERS.try_with(|p| p.borrow_mut().give(d));
         }
     }
 
