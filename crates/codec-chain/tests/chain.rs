@@ -33,6 +33,17 @@ impl Encoder<&str> for Lines {
     }
 }
 
+/// Echoes lines until the end of the stream, then closes (whatever decodes the lines).
+async fn echo<D: Decoder<Item = String, Error = io::Error>>(
+    mut read: codec_chain::Reader<MockStream, D>,
+    mut write: codec_chain::Writer<MockStream, Lines>,
+) -> io::Result<()> {
+    while let Some(line) = read.read().await? {
+        write.write(line.as_str()).await?;
+    }
+    write.close().await
+}
+
 #[test]
 fn pipelined_items_are_answered_in_order_in_one_write() {
     let mut input = Vec::new();
@@ -99,16 +110,7 @@ fn partial_writes_deliver_everything() {
     stream.read_max = 3;
     let out = stream.output();
     let (r, w) = wrap_stream(stream);
-    let p = chain(
-        Lines,
-        |mut read, mut write| async move {
-            while let Some(line) = read.read().await? {
-                write.write(line.as_str()).await?;
-            }
-            write.close().await
-        },
-        Lines,
-    )(r, w);
+    let p = chain(Lines, echo, Lines)(r, w);
     block_on(p).unwrap();
     assert_eq!(out.borrow().as_slice(), input.as_slice());
 }
@@ -160,16 +162,7 @@ fn a_panicking_app_ends_only_its_pipeline() {
     let stream = MockStream::new(b"fine\n");
     let out = stream.output();
     let (r, w) = wrap_stream(stream);
-    let p = chain(
-        Lines,
-        |mut read, mut write| async move {
-            while let Some(l) = read.read().await? {
-                write.write(l.as_str()).await?;
-            }
-            write.close().await
-        },
-        Lines,
-    )(r, w);
+    let p = chain(Lines, echo, Lines)(r, w);
     block_on(p).unwrap();
     assert_eq!(out.borrow().as_slice(), b"fine\n");
 }
@@ -241,16 +234,7 @@ fn the_decoder_is_parked_when_the_reader_waits_idle_and_only_then() {
         buffered: 0,
     };
     let (r, w) = wrap_stream(stream);
-    let p = chain(
-        decoder,
-        |mut read, mut write| async move {
-            while let Some(line) = read.read().await? {
-                write.write(line.as_str()).await?;
-            }
-            write.close().await
-        },
-        Lines,
-    )(r, w);
+    let p = chain(decoder, echo, Lines)(r, w);
     block_on(p).unwrap();
     assert_eq!(out.borrow().as_slice(), b"a\nb\nc\n");
     assert_eq!(parked.get(), 1);

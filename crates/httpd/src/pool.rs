@@ -72,13 +72,12 @@ impl<T> Pool<T> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn steady_traffic_finds_a_free_item_every_time() {
-        let mut pool: Pool<Box<u32>> = Pool::new();
+    /// `rounds` times, `at_once` items taken (made when the pool has none), then all given
+    /// back; returns how many were made.
+    fn rounds(pool: &mut Pool<Box<u32>>, rounds: usize, at_once: usize) -> usize {
         let mut made = 0;
-        for _ in 0..3 * WINDOW {
-            // Three requests in progress at once, then all three done.
-            let items: Vec<_> = (0..3)
+        for _ in 0..rounds {
+            let items: Vec<_> = (0..at_once)
                 .map(|_| {
                     pool.take().unwrap_or_else(|| {
                         made += 1;
@@ -88,6 +87,14 @@ mod tests {
                 .collect();
             items.into_iter().for_each(|i| pool.give(i));
         }
+        made
+    }
+
+    #[test]
+    fn steady_traffic_finds_a_free_item_every_time() {
+        let mut pool: Pool<Box<u32>> = Pool::new();
+        // Three requests in progress at once, then all three done.
+        let made = rounds(&mut pool, 3 * WINDOW as usize, 3);
         assert_eq!(made, 3, "only the peak's items are ever made");
         assert_eq!(pool.free(), 3);
     }
@@ -96,18 +103,7 @@ mod tests {
     fn idle_holders_beyond_the_peak_keep_nothing_in_the_pool() {
         let mut pool: Pool<Box<u32>> = Pool::new();
         // 1,000 connections, 10 busy at a time: each takes an item, then goes idle.
-        let mut made = 0;
-        for _ in 0..100 {
-            let items: Vec<_> = (0..10)
-                .map(|_| {
-                    pool.take().unwrap_or_else(|| {
-                        made += 1;
-                        Box::new(0)
-                    })
-                })
-                .collect();
-            items.into_iter().for_each(|i| pool.give(i));
-        }
+        let made = rounds(&mut pool, 100, 10);
         assert_eq!(made, 10);
         assert_eq!(pool.free(), 10, "the peak's items, not one per connection");
     }
