@@ -102,6 +102,37 @@ impl BodyDecoder {
         }
     }
 
+    /// The common step through a chunked body, taken without the general state machine: at
+    /// a chunk-size line, the whole chunk is in `buf` (a plain size line, the data, and the
+    /// CRLF after it). Returns the data's `start..end`; the chunk ends two bytes after `end`.
+    /// `None` (with nothing changed) sends the caller to [`step`](BodyDecoder::step).
+    #[inline(always)]
+    pub(crate) fn whole_chunk(&mut self, buf: &[u8], limits: &Limits) -> Option<(usize, usize)> {
+        if self.mode != Mode::ChunkSize {
+            return None;
+        }
+        let (size, line) = plain_size_line(buf)?;
+        // A last chunk (size 0) goes on to the trailers: the general path.
+        if size == 0 || line > self.metadata_room(limits) {
+            return None;
+        }
+        // Counted as the general path counts it (only under a limit); over it, that path
+        // refuses the chunk.
+        let seen = self.seen.saturating_add(size);
+        if limits.max_body.is_some_and(|max| seen > max) {
+            return None;
+        }
+        let end = line.checked_add(usize::try_from(size).ok()?)?;
+        if buf.get(end..end.checked_add(2)?) != Some(b"\r\n") {
+            return None;
+        }
+        if limits.max_body.is_some() {
+            self.seen = seen;
+        }
+        self.metadata += line;
+        Some((line, end))
+    }
+
     /// Takes the next step through the body in `buf`.
     pub(crate) fn step(&mut self, buf: &[u8], limits: &Limits) -> Result<BodyStep, Error> {
         match self.mode {

@@ -184,6 +184,8 @@ enum State {
     /// After an Upgrade or CONNECT request: the bytes that follow may belong to another
     /// protocol, so nothing more is decoded until [`RequestDecoder::resume`].
     Paused,
+    /// After an error, which every later call returns again.
+    Failed,
 }
 
 /// Decodes a stream of HTTP/1.1 requests: bytes in, [`Event`]s out (the server's side).
@@ -309,21 +311,43 @@ impl RequestDecoder {
     /// # Errors
     /// A malformed or over-limit request; see [`Error::status_hint`]. The error is sticky:
     /// every later call returns it again.
+    #[inline]
     pub fn decode<'b>(&'b mut self, buf: &'b [u8]) -> Result<Decoded<'b>, Error> {
-        if let Some(e) = self.error {
-            return Err(e);
+        // A head and a body chunk each take a path of their own: neither pays for the
+        // other's registers and frame.
+        if self.state == State::Head {
+            self.decode_head(buf)
+        } else {
+            self.decode_rest(buf)
         }
-        match self.step(buf) {
+    }
+
+    /// Everything but a head: body chunks, `End`, a pause, a sticky error.
+    #[inline(never)]
+    fn decode_rest<'b>(&'b mut self, buf: &'b [u8]) -> Result<Decoded<'b>, Error> {
+        let step = match self.state {
+            State::Body => {
+                if let Some((start, end)) = self.body.whole_chunk(buf, &self.limits) {
+                    return Ok(Decoded {
+                        consumed: end + 2,
+                        event: Some(Event::Body(&buf[start..end])),
+                    });
+                }
+                self.body_step(buf)
+            }
+            State::End => {
+                self.state = self.after_end();
+                Ok(Step::End(0))
+            }
+            State::Paused => Ok(Step::NeedMore(0)),
+            State::Failed | State::Head => {
+                return Err(self.error.unwrap_or(ErrorKind::UnexpectedEof.into()));
+            }
+        };
+        match step {
             Ok(Step::NeedMore(consumed)) => Ok(Decoded {
                 consumed,
                 event: None,
-            }),
-            Ok(Step::Head { skip, end }) => Ok(Decoded {
-                consumed: end,
-                event: Some(Event::Head(RequestHead {
-                    raw: &buf[skip..end],
-                    parts: &self.parts,
-                })),
             }),
             Ok(Step::Body {
                 start,
@@ -337,62 +361,74 @@ impl RequestDecoder {
                 consumed,
                 event: Some(Event::End),
             }),
-            Err(e) => {
-                self.error = Some(e);
-                Err(e)
-            }
+            Err(e) => Err(self.fail(e)),
         }
     }
 
-    fn step(&mut self, buf: &[u8]) -> Result<Step, Error> {
-        match self.state {
-            State::Head => {
-                let (parts, limits) = (&mut self.parts, &self.limits);
-                match self.scan.read(buf, limits, true, &mut |raw| {
-                    parse_request(parts, limits, raw)
-                })? {
-                    HeadStep::NeedMore(skip) => Ok(Step::NeedMore(skip)),
-                    HeadStep::Done { skip, end } => {
-                        self.pause_after = self.parts.upgrade || self.parts.connect;
-                        self.state = match self.parts.body {
-                            BodyKind::Empty => {
-                                self.body.start_empty();
-                                State::End
-                            }
-                            BodyKind::Length(n) => {
-                                self.body.start_length(n);
-                                State::Body
-                            }
-                            BodyKind::Chunked => {
-                                self.body.start_chunked();
-                                State::Body
-                            }
-                        };
-                        Ok(Step::Head { skip, end })
+    /// Makes `e` sticky.
+    #[cold]
+    fn fail(&mut self, e: Error) -> Error {
+        self.state = State::Failed;
+        self.error = Some(e);
+        e
+    }
+
+    #[inline(never)]
+    fn decode_head<'b>(&'b mut self, buf: &'b [u8]) -> Result<Decoded<'b>, Error> {
+        let (parts, limits) = (&mut self.parts, &self.limits);
+        let read = self.scan.read(buf, limits, true, &mut |raw| {
+            parse_request(parts, limits, raw)
+        });
+        match read {
+            Ok(HeadStep::NeedMore(skip)) => Ok(Decoded {
+                consumed: skip,
+                event: None,
+            }),
+            Ok(HeadStep::Done { skip, end }) => {
+                self.pause_after = self.parts.upgrade || self.parts.connect;
+                self.state = match self.parts.body {
+                    BodyKind::Empty => {
+                        self.body.start_empty();
+                        State::End
                     }
-                }
+                    BodyKind::Length(n) => {
+                        self.body.start_length(n);
+                        State::Body
+                    }
+                    BodyKind::Chunked => {
+                        self.body.start_chunked();
+                        State::Body
+                    }
+                };
+                Ok(Decoded {
+                    consumed: end,
+                    event: Some(Event::Head(RequestHead {
+                        raw: &buf[skip..end],
+                        parts: &self.parts,
+                    })),
+                })
             }
-            State::Body => match self.body.step(buf, &self.limits)? {
-                BodyStep::NeedMore(n) => Ok(Step::NeedMore(n)),
-                BodyStep::Data {
-                    start,
-                    end,
-                    consumed,
-                } => Ok(Step::Body {
-                    start,
-                    end,
-                    consumed,
-                }),
-                BodyStep::End(n) => {
-                    self.state = self.after_end();
-                    Ok(Step::End(n))
-                }
-            },
-            State::End => {
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    #[inline(always)]
+    fn body_step(&mut self, buf: &[u8]) -> Result<Step, Error> {
+        match self.body.step(buf, &self.limits)? {
+            BodyStep::NeedMore(n) => Ok(Step::NeedMore(n)),
+            BodyStep::Data {
+                start,
+                end,
+                consumed,
+            } => Ok(Step::Body {
+                start,
+                end,
+                consumed,
+            }),
+            BodyStep::End(n) => {
                 self.state = self.after_end();
-                Ok(Step::End(0))
+                Ok(Step::End(n))
             }
-            State::Paused => Ok(Step::NeedMore(0)),
         }
     }
 
@@ -415,14 +451,12 @@ impl RequestDecoder {
         let clean = match self.state {
             State::Head => rest.iter().all(|&b| b == b'\r' || b == b'\n'),
             State::Paused => true,
-            State::Body | State::End => false,
+            State::Body | State::End | State::Failed => false,
         };
         if clean {
             Ok(())
         } else {
-            let e = Error::new(ErrorKind::UnexpectedEof);
-            self.error = Some(e);
-            Err(e)
+            Err(self.fail(ErrorKind::UnexpectedEof.into()))
         }
     }
 }
@@ -430,10 +464,6 @@ impl RequestDecoder {
 /// What a decoding step found, as offsets (so no borrow of the input outlives the step).
 enum Step {
     NeedMore(usize),
-    Head {
-        skip: usize,
-        end: usize,
-    },
     Body {
         start: usize,
         end: usize,

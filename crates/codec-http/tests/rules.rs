@@ -447,8 +447,13 @@ fn a_body_over_the_limit_is_413() {
     );
     let e = util::every_split_err_with(limits, &raw);
     assert_eq!(e.kind(), ErrorKind::BodyTooLarge);
-    // At the limit is fine.
+    // At the limit is fine, by length or in chunks.
     assert!(decode_chunks_with(limits, &[&post_with("Content-Length: 10", "0123456789")]).is_ok());
+    let raw = post_with(
+        "Transfer-Encoding: chunked",
+        "5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n",
+    );
+    assert!(decode_chunks_with(limits, &[&raw]).is_ok());
 }
 
 #[test]
@@ -551,6 +556,20 @@ fn chunk_extensions_are_accepted_bounded_and_without_cr_or_lf() {
         ErrorKind::ChunkMetadataTooLarge,
         400,
     );
+    // The limit counts every size line of a body: many small chunks add up.
+    let limits = Limits {
+        max_chunk_metadata: 10,
+        ..Limits::default()
+    };
+    let small = "1\r\na\r\n".repeat(3);
+    let ok = post_with("Transfer-Encoding: chunked", &format!("{small}0\r\n\r\n"));
+    assert!(decode_chunks_with(limits, &[&ok]).is_ok());
+    let over = post_with(
+        "Transfer-Encoding: chunked",
+        &format!("{small}1\r\nb\r\n0\r\n\r\n"),
+    );
+    let e = util::every_split_err_with(limits, &over);
+    assert_eq!(e.kind(), ErrorKind::ChunkMetadataTooLarge);
 }
 
 #[test]
