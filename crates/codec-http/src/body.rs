@@ -3,7 +3,7 @@
 use crate::Limits;
 use crate::error::{Error, ErrorKind};
 use crate::head::{MAX_LENGTH, split_field, trim_ows};
-use crate::tchar;
+use crate::{swar, tchar};
 
 /// Where a body stands. One flat enum, so that each step dispatches once (the chunked states
 /// are variants of their own rather than a nested `Chunked(Chunk)`).
@@ -220,12 +220,25 @@ impl BodyDecoder {
                         self.mode = Mode::Length(0);
                         return Ok(BodyStep::End(pos + 2));
                     }
-                    let Some(line) = self.line(&buf[pos..], limits)? else {
-                        return Ok(BodyStep::NeedMore(pos));
+                    let room = self.metadata_room(limits);
+                    let window = &buf[pos..buf.len().min(pos.saturating_add(room))];
+                    let line = match trailer_line(window) {
+                        // The common line, whole, valid and within the limit: one pass.
+                        Some(line) => {
+                            self.metadata += line;
+                            line
+                        }
+                        // Incomplete, malformed or long: the CRLF first, then the field,
+                        // each with the error it earns.
+                        _ => {
+                            let Some(line) = self.line(&buf[pos..], limits)? else {
+                                return Ok(BodyStep::NeedMore(pos));
+                            };
+                            split_field(&buf[pos..pos + line - 2])?;
+                            line
+                        }
                     };
-                    let field = &buf[pos..pos + line];
-                    split_field(&field[..line - 2])?;
-                    self.trailers.extend_from_slice(field);
+                    self.trailers.extend_from_slice(&buf[pos..pos + line]);
                     pos += line;
                 }
             }
@@ -325,6 +338,33 @@ fn plain_size_line(buf: &[u8]) -> Option<(u64, usize)> {
         }
     }
     (buf.get(i..i + 2) == Some(b"\r\n")).then_some((size, i + 2))
+}
+
+/// A whole, valid trailer field line at the start of `buf` (`name: value` as
+/// [`split_field`] takes it, then CRLF), found in one pass: the first control byte after
+/// the colon but a tab must be the CR. Returns its length, CRLF included; `None` for
+/// anything else (incomplete or not), which the caller reads the long way.
+#[inline(always)]
+fn trailer_line(buf: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    let colon = loop {
+        let j = swar::find_not_name_letter(buf, i)?;
+        match buf[j] {
+            b':' if j > 0 => break j,
+            b if tchar(b) => i = j + 1,
+            _ => return None,
+        }
+    };
+    let mut i = colon + 1;
+    let cr = loop {
+        let j = swar::find_control(buf, i)?;
+        match buf[j] {
+            b'\t' => i = j + 1,
+            b'\r' => break j,
+            _ => return None,
+        }
+    };
+    (buf.get(cr + 1) == Some(&b'\n')).then_some(cr + 2)
 }
 
 /// The value of each hex digit; 0xff for other bytes.
@@ -451,6 +491,34 @@ impl<'a> Iterator for Trailers<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The long way: the first LF, a CR before it, then `split_field` on what comes before.
+    fn trailer_line_long(buf: &[u8]) -> Option<usize> {
+        let lf = buf.iter().position(|&b| b == b'\n')?;
+        (lf > 0 && buf[lf - 1] == b'\r' && split_field(&buf[..lf - 1]).is_ok()).then_some(lf + 1)
+    }
+
+    #[test]
+    fn a_trailer_line_reads_in_one_pass_as_the_long_way_does() {
+        let base = b"X-Checksum_2.v: some value\twith tab and a longer tail \r\nNext: x\r\n";
+        for at in 0..base.len() {
+            for b in [
+                0u8, b'\t', b' ', b'\r', b'\n', b':', b'"', b'_', b'~', 0x7f, 0x80, 0xff,
+            ] {
+                let mut line = base.to_vec();
+                line[at] = b;
+                for len in [line.len(), at + 1, at.saturating_sub(3)] {
+                    let line = &line[..len];
+                    assert_eq!(
+                        trailer_line(line),
+                        trailer_line_long(line),
+                        "{:?}",
+                        String::from_utf8_lossy(line)
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn a_plain_size_line_reads_as_the_long_way_does() {
