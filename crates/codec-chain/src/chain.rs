@@ -456,7 +456,9 @@ where
         }
         // Linger: read (and drop) until the peer closes, so our last bytes are not destroyed
         // by a reset, but no longer than the linger deadline. Not after the peer's EOF, nor
-        // after an idle timeout: nothing was sent that a reset could destroy.
+        // after an idle timeout: nothing was sent that a reset could destroy. Nor when the
+        // peer is done sending (`set_peer_done`) and the stream has nothing to read: there
+        // is no unread input to cause a reset.
         let control = &this.shared.control;
         if this.shared.read_eof.get() || control.timed_out.get() == Some(Phase::Idle) {
             return Poll::Ready(this.result.take().map_or(Ok(()), Err));
@@ -467,6 +469,7 @@ where
         let mut scratch = [0u8; 512];
         loop {
             match this.shared.poll_read(cx, &mut scratch) {
+                Poll::Pending if control.peer_done.get() => break,
                 Poll::Pending => {
                     if this
                         .shared
@@ -479,7 +482,8 @@ where
                     return Poll::Pending;
                 }
                 Poll::Ready(Ok(0) | Err(_)) => break,
-                Poll::Ready(Ok(_)) => {}
+                // It sent more after all: linger until its EOF after all.
+                Poll::Ready(Ok(_)) => control.peer_done.set(false),
             }
         }
         Poll::Ready(this.result.take().map_or(Ok(()), Err))

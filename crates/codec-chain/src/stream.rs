@@ -65,6 +65,9 @@ pub(crate) struct Control {
     pub(crate) timed_out: Cell<Option<Phase>>,
     /// An earlier deadline for idle waits than the configured one (set when draining).
     pub(crate) idle_until: Cell<Option<Instant>>,
+    /// The peer said its last message was its last, and nothing came after it: the close
+    /// need not linger (see [`WriteHalf::set_peer_done`]).
+    pub(crate) peer_done: Cell<bool>,
 }
 
 impl std::fmt::Debug for Control {
@@ -73,6 +76,7 @@ impl std::fmt::Debug for Control {
             .field("closing", &self.closing.get())
             .field("timed_out", &self.timed_out.get())
             .field("idle_until", &self.idle_until.get())
+            .field("peer_done", &self.peer_done.get())
             .finish_non_exhaustive()
     }
 }
@@ -474,6 +478,19 @@ impl<S: 'static> WriteHalf<S> {
         Handle {
             shared: self.shared.clone(),
         }
+    }
+}
+
+impl<S> WriteHalf<S> {
+    /// Says whether the peer has sent its last message, read whole with nothing after it
+    /// (HTTP: a request with `Connection: close`, read to its end). If so, the pipeline's
+    /// close does not linger: it shuts the write side down and ends at once, instead of
+    /// reading until the peer's EOF, unless the peer is already known to have sent more.
+    /// Lingering keeps unread input from turning the close into a reset that destroys the
+    /// last answer; a peer that is done sends nothing to unread. (nginx's
+    /// `lingering_close on` decides the same way.) Off by default: every close lingers.
+    pub fn set_peer_done(&self, done: bool) {
+        self.shared.control.peer_done.set(done);
     }
 }
 

@@ -182,6 +182,61 @@ fn lingering_after_close_ends_at_the_linger_deadline() {
     assert_eq!(clock.now() - start, LINGER_TIMEOUT);
 }
 
+/// Answers one line, says the peer is done (as an HTTP server after `Connection: close`),
+/// and closes.
+fn answer_one_peer_done(
+    stream: MockStream,
+    clock: &Rc<ManualClock>,
+) -> (codec_chain::Handle, impl Future<Output = Result<(), Error>>) {
+    let (r, w) = wrap_stream_with(stream, config(clock));
+    let handle = r.handle();
+    let p = chain(
+        Lines,
+        |mut read: codec_chain::Reader<MockStream, Lines>,
+         mut write: codec_chain::Writer<MockStream, Lines>| async move {
+            let line = read.read().await?.unwrap();
+            write.half().set_peer_done(true);
+            write.write(line.as_str()).await?;
+            write.close().await
+        },
+        Lines,
+    )(r, w);
+    (handle, p)
+}
+
+#[test]
+fn a_peer_that_is_done_is_not_lingered_for() {
+    let clock = ManualClock::new();
+    let start = clock.now();
+    // The peer keeps its side open (a stall, not an EOF): a lingering close would wait.
+    let stream = MockStream::scripted(vec![Step::Data(b"bye\n".to_vec()), Step::Stall]);
+    let out = stream.output();
+    let closed = stream.closed.clone();
+    let (handle, p) = answer_one_peer_done(stream, &clock);
+    block_on_with_clock(p, &clock).unwrap();
+    assert!(*closed.borrow());
+    assert_eq!(out.borrow().as_slice(), b"bye\n");
+    assert_eq!(handle.timed_out(), None);
+    assert_eq!(clock.now(), start, "closed at once, no linger");
+}
+
+#[test]
+fn a_done_peer_that_sends_more_is_lingered_for_after_all() {
+    let clock = ManualClock::new();
+    let start = clock.now();
+    let stream = MockStream::scripted(vec![
+        Step::Data(b"bye\n".to_vec()),
+        Step::Data(b"more".to_vec()),
+        Step::Stall,
+    ]);
+    let closed = stream.closed.clone();
+    let (handle, p) = answer_one_peer_done(stream, &clock);
+    block_on_with_clock(p, &clock).unwrap();
+    assert!(*closed.borrow());
+    assert_eq!(handle.timed_out(), Some(Phase::Linger));
+    assert_eq!(clock.now() - start, LINGER_TIMEOUT);
+}
+
 #[test]
 fn no_clock_or_no_timeout_means_no_deadline() {
     let clock = ManualClock::new();

@@ -42,7 +42,8 @@ Deadlines (SECS may be fractional, or end in ms; 0 turns one off):
   --idle-timeout SECS      Idle keep-alive connection (default 60)
   --body-timeout SECS      Between two reads of a request body (default 30)
   --send-timeout SECS      Without the client taking any response bytes (default 30)
-  --linger SECS            After the last response, for the client to close (default 5)
+  --linger SECS            After the last response, for the client to close (default 5;
+                           none when it sent `Connection: close` and nothing after)
   --graceful-timeout SECS  On SIGTERM, time to finish in-flight requests (default 30)
 Supervision (the master; see docs/operating.md):
   --worker-timeout SECS    A worker silent this long (no heartbeat) is killed and replaced;

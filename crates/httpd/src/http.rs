@@ -372,6 +372,9 @@ impl From<codec_http::Error> for HttpError {
 pub(crate) struct Exchange {
     /// The current response may leave the connection open.
     keep_alive: Cell<bool>,
+    /// The current request is the client's last: it said `Connection: close` (or is an
+    /// HTTP/1.0 request without keep-alive), and it asks for no protocol switch.
+    client_done: Cell<bool>,
     version: Cell<Version>,
     head_request: Cell<bool>,
     /// The request expects `100 Continue` and it has not been sent.
@@ -417,6 +420,7 @@ impl Exchange {
     pub(crate) fn new(handle: Handle, peer: Option<SocketAddr>) -> Exchange {
         Exchange {
             keep_alive: Cell::new(true),
+            client_done: Cell::new(false),
             version: Cell::new(Version::Http11),
             head_request: Cell::new(false),
             expect_continue: Cell::new(false),
@@ -465,6 +469,8 @@ impl Exchange {
             self.closing.set(true);
         }
         self.keep_alive.set(head.keep_alive());
+        self.client_done
+            .set(!head.keep_alive() && !head.is_upgrade() && !head.is_connect());
         self.version.set(head.version());
         // The head starts with its request line: no text conversion needed.
         self.head_request.set(head.raw().starts_with(b"HEAD "));
@@ -674,6 +680,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Decoder for HttpDecoder<S> {
             Some(Event::End) => {
                 ex.body_done.set(true);
                 ex.expect_continue.set(false);
+                // The client's last request, read whole with nothing after it: the close
+                // after the answer need not linger for its EOF (codec-chain's
+                // `set_peer_done`; nginx's `lingering_close on` decides the same way).
+                self.out
+                    .set_peer_done(ex.client_done.get() && consumed == src.len());
                 Some(Item::End)
             }
         };

@@ -321,3 +321,49 @@ fn echo_reflects_trailers_and_head_errors_carry_no_body() {
     assert_eq!(r.status, 400);
     assert!(c.closed(), "bytes after the head of a HEAD answer");
 }
+
+/// After answering, writes a byte now and then for up to `limit`, reading after each: whether
+/// the server's socket is gone (a reset comes back) rather than lingering (it reads and drops
+/// the byte, and the read sees only its EOF).
+fn reset_within(s: &mut TcpStream, limit: Duration) -> bool {
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if s.write_all(b"x").is_err() {
+            return true;
+        }
+        let mut buf = [0u8; 64];
+        match s.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    false
+}
+
+#[test]
+fn a_client_that_said_close_is_not_lingered_for_but_a_keep_alive_one_is() {
+    let server = Server::start(1, &["--max-requests", "1"]);
+    // `Connection: close`, read whole: the server closes at once after its answer (nginx's
+    // `lingering_close on`), so bytes sent after it meet a reset.
+    let mut s = server.connect();
+    s.write_all(b"GET /a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert!(
+        reset_within(&mut s, Duration::from_secs(3)),
+        "still lingering"
+    );
+    // A keep-alive client whose connection the server ends (here: its request limit) may
+    // have sent more already: the server lingers, reading and dropping, until the client's
+    // EOF or the linger deadline (5 s), and no reset comes back meanwhile.
+    let mut s = server.connect();
+    s.write_all(&get("/b")).unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert!(!reset_within(&mut s, Duration::from_secs(1)), "no linger");
+}
