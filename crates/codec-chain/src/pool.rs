@@ -86,6 +86,12 @@ pub(crate) fn give_write(mut v: Vec<u8>) {
     let _ = WRITE.try_with(|p| p.borrow_mut().give(v));
 }
 
+/// Read buffers in this thread's pool.
+#[cfg(test)]
+pub(crate) fn pooled_reads() -> usize {
+    READ.with(|p| p.borrow().free.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -605,9 +605,10 @@ fn take_decoder(settings: &Settings) -> Box<RequestDecoder> {
 
 impl<S> Drop for HttpDecoder<S> {
     fn drop(&mut self) {
-        if self.inner.take().is_some() {
-            // Its state is the closed connection's: not worth resetting for reuse.
-            let _ = DECODERS.try_with(|p| p.borrow_mut().lost());
+        if let Some(d) = self.inner.take() {
+            // The next connection takes it (`take_decoder` resets it): cheaper than a fresh
+            // decoder and the growth of its header index.
+            let _ = DECODERS.try_with(|p| p.borrow_mut().give(d));
         }
     }
 }

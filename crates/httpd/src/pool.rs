@@ -45,11 +45,6 @@ impl<T> Pool<T> {
         }
     }
 
-    /// An item that was out is gone (dropped by its owner, not given back).
-    pub(crate) fn lost(&mut self) {
-        self.returned();
-    }
-
     /// Counts a return; whether the pool has room for the returned item.
     fn returned(&mut self) -> bool {
         self.out = self.out.saturating_sub(1);
@@ -125,18 +120,5 @@ mod tests {
             "{} items kept after the spike",
             pool.free()
         );
-    }
-
-    #[test]
-    fn lost_items_are_no_longer_counted_out() {
-        let mut pool: Pool<Box<u32>> = Pool::new();
-        for _ in 0..10 {
-            drop(pool.take());
-            pool.lost();
-        }
-        assert_eq!(pool.out, 0);
-        let i = pool.take().unwrap_or_default();
-        pool.give(i);
-        assert_eq!(pool.free(), 1);
     }
 }
