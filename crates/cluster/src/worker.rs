@@ -230,12 +230,20 @@ where
             report: RefCell::new(None),
         });
         let mut link = Link::new(config, pipe, decoder, control.clone())?;
+        // The link is a task of its own, woken only by what it waits on (the pipe, the
+        // heartbeat, the signals, a message to send): the app's task, woken for every
+        // connection, does not poll it each time.
+        let link = uvlite::spawn_local(poll_fn(move |cx| {
+            link.poll(cx);
+            Poll::<()>::Pending
+        }));
         let app = pin!(serve(Worker {
             index,
             listener,
             control: control.clone(),
         }));
-        let res = supervise(&mut link, app, index).await;
+        let res = supervise(&control, app, index).await;
+        link.abort();
         match res {
             Err(e) if !control.ready.get() => Err(Error::Boot(e)),
             Err(e) => Err(Error::Io(e)),
@@ -245,20 +253,24 @@ where
 }
 
 /// Runs the app until it returns, or the stop request's deadline passes (at once for a
-/// fast stop), while the link talks to the master.
-async fn supervise<Fut>(link: &mut Link, mut app: Pin<&mut Fut>, index: usize) -> io::Result<()>
+/// fast stop), while the link (another task) talks to the master.
+async fn supervise<Fut>(control: &Control, mut app: Pin<&mut Fut>, index: usize) -> io::Result<()>
 where
     Fut: Future<Output = io::Result<()>>,
 {
     let mut deadline: Option<Sleep> = None;
     poll_fn(|cx| {
-        link.poll(cx);
         if let Poll::Ready(res) = app.as_mut().poll(cx) {
             return Poll::Ready(res);
         }
-        // The app may have asked for something (ready) while it ran.
-        link.poll(cx);
-        match link.control.stop.get() {
+        // Woken by a stop request, or one that becomes more urgent.
+        {
+            let mut wakers = control.stop_wakers.borrow_mut();
+            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                wakers.push(cx.waker().clone());
+            }
+        }
+        match control.stop.get() {
             Some(Stop::Fast) => return Poll::Ready(Ok(())),
             Some(Stop::Graceful { deadline: at } | Stop::Orphaned { deadline: at }) => {
                 let sleep = deadline.get_or_insert_with(|| Sleep::new(at));

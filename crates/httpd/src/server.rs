@@ -74,7 +74,12 @@ struct State {
     conns: RefCell<Vec<Option<Rc<Exchange>>>>,
     free: RefCell<Vec<usize>>,
     draining: Cell<bool>,
+    /// The accept loop, while it waits for a connection (woken by draining).
     accept_waker: RefCell<Option<Waker>>,
+    /// The accept loop, while it waits for room under the connection cap (woken by a
+    /// connection that ends, and by draining). Apart from `accept_waker` so that a
+    /// connection that ends does not wake a loop that is not waiting for room.
+    room_waker: RefCell<Option<Waker>>,
     idle_waker: RefCell<Option<Waker>>,
 }
 
@@ -116,7 +121,7 @@ impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.state.unregister(self.slot);
         update(|s| s.active -= 1);
-        State::wake(&self.state.accept_waker);
+        State::wake(&self.state.room_waker);
         if stats().active == 0 {
             State::wake(&self.state.idle_waker);
         }
@@ -177,6 +182,7 @@ impl Server {
                 free: RefCell::new(Vec::new()),
                 draining: Cell::new(false),
                 accept_waker: RefCell::new(None),
+                room_waker: RefCell::new(None),
                 idle_waker: RefCell::new(None),
             }),
         }
@@ -219,7 +225,7 @@ impl Server {
                 if state.draining.get() || stats().active < state.max_connections {
                     Poll::Ready(())
                 } else {
-                    *state.accept_waker.borrow_mut() = Some(cx.waker().clone());
+                    *state.room_waker.borrow_mut() = Some(cx.waker().clone());
                     Poll::Pending
                 }
             })
@@ -232,7 +238,7 @@ impl Server {
                     if room || state.draining.get() || Pin::new(&mut pause).poll(cx).is_ready() {
                         return Poll::Ready(());
                     }
-                    *state.accept_waker.borrow_mut() = Some(cx.waker().clone());
+                    *state.room_waker.borrow_mut() = Some(cx.waker().clone());
                     Poll::Pending
                 })
                 .await;
@@ -309,6 +315,7 @@ impl Server {
             return;
         }
         State::wake(&state.accept_waker);
+        State::wake(&state.room_waker);
         let deadline = uvlite::now() + idle;
         let conns: Vec<Rc<Exchange>> = state.conns.borrow().iter().flatten().cloned().collect();
         for ex in conns {
