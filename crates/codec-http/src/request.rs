@@ -340,6 +340,7 @@ impl RequestDecoder {
                 Ok(Step::End(0))
             }
             State::Paused => Ok(Step::NeedMore(0)),
+            // (`decode` sends a head to `decode_head`: `Head` never comes here.)
             State::Failed | State::Head => {
                 return Err(self.error.unwrap_or(ErrorKind::UnexpectedEof.into()));
             }
@@ -373,6 +374,7 @@ impl RequestDecoder {
         e
     }
 
+    /// A head, or the part of one that is here.
     #[inline(never)]
     fn decode_head<'b>(&'b mut self, buf: &'b [u8]) -> Result<Decoded<'b>, Error> {
         let (parts, limits) = (&mut self.parts, &self.limits);
