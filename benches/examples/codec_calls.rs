@@ -18,7 +18,7 @@
 use std::hint::black_box;
 use std::process::ExitCode;
 
-use codec_http::{DateCache, Framing, HeaderBlock, ResponseEncoder, ResponseHead};
+use codec_http::{DateCache, ResponseEncoder};
 
 const USAGE: &str = "usage: codec_calls N codec|httparse get6|get20|post\n       \
                      codec_calls N encode head|head-block";
@@ -76,20 +76,9 @@ fn encode(n: usize, block: bool) -> usize {
     let date = DateCache::new(1_700_000_000);
     let mut out = Vec::with_capacity(256);
     let mut enc = ResponseEncoder::new();
-    let fields: [(&str, &[u8]); 2] = [("Server", b"http-cluster"), ("Content-Type", b"text/plain")];
-    let fixed = HeaderBlock::checked(b"Server: http-cluster\r\nContent-Type: text/plain\r\n");
     let mut total = 0;
     for _ in 0..n {
-        out.clear();
-        let head = if block {
-            ResponseHead::new(200, &[], Framing::length(0)).with_block(black_box(fixed))
-        } else {
-            ResponseHead::new(200, black_box(&fields), Framing::length(0))
-        };
-        enc.head(&head, Some(date.get()), &mut out)
-            .expect("a valid head");
-        enc.end(&mut out).expect("a complete message");
-        total += out.len();
+        total += benches::encode_head(&mut enc, &date, &mut out, block);
     }
     total
 }

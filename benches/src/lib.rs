@@ -2,7 +2,9 @@
 //! and the two ways of reading them that the codec benches compare.
 #![forbid(unsafe_code)]
 
-use codec_http::{Event, RequestDecoder};
+use codec_http::{
+    DateCache, Event, Framing, HeaderBlock, RequestDecoder, ResponseEncoder, ResponseHead,
+};
 
 /// httparse on a head, as a server using it directly would (32 header slots); returns the
 /// head's length.
@@ -65,6 +67,39 @@ pub fn codec_request(dec: &mut RequestDecoder, mut input: &[u8]) -> usize {
         }
         input = &input[d.consumed..];
     }
+}
+
+/// The bench response head's two fields, as pairs (criterion's `encode/response_head`).
+pub const HEAD_FIELDS: [(&str, &[u8]); 2] =
+    [("Server", b"http-cluster"), ("Content-Type", b"text/plain")];
+
+/// The same two fields as one block, checked when compiled (`encode/response_head_block`,
+/// as httpd's hello app sends them).
+pub const HEAD_BLOCK: HeaderBlock<'static> =
+    HeaderBlock::checked(b"Server: http-cluster\r\nContent-Type: text/plain\r\n");
+
+/// Encodes the bench response head (200, the two fields as pairs or as `HEAD_BLOCK`,
+/// `Content-Length: 0`, `Date`) into `out`, cleared first, and ends the message; returns
+/// the head's length.
+///
+/// # Panics
+/// If the encoder refuses (it is between messages and the head is valid, so it does not).
+pub fn encode_head(
+    enc: &mut ResponseEncoder,
+    date: &DateCache,
+    out: &mut Vec<u8>,
+    block: bool,
+) -> usize {
+    out.clear();
+    let head = if block {
+        ResponseHead::new(200, &[], Framing::length(0)).with_block(std::hint::black_box(HEAD_BLOCK))
+    } else {
+        ResponseHead::new(200, std::hint::black_box(&HEAD_FIELDS), Framing::length(0))
+    };
+    enc.head(&head, Some(date.get()), out)
+        .expect("a valid head");
+    enc.end(out).expect("a complete message");
+    out.len()
 }
 
 /// A 6-header plaintext GET (TechEmpower's plaintext request, as wrk sends it).
