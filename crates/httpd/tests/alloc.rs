@@ -133,6 +133,41 @@ fn count(app: App) -> Counted {
     }
 }
 
+/// Runs a hello server in this thread while `client` drives it from another, and returns
+/// what the server's thread allocated between the client's phase 1 and phase 2. The client
+/// calls `phase(n)` to move on (1: warmed up, 2: the counted part is done, 3: finished);
+/// after phase 3 one more connection wakes the loop so it sees it.
+fn measure_hello(
+    client: impl FnOnce(SocketAddr, &dyn Fn(u32)) + Send + 'static,
+) -> allocation_counter::AllocationInfo {
+    let lp = Loop::new().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    listener.listen(1024).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new(Settings::default().with_uvlite_clock(), 10_000);
+    let _server = lp.spawn(async move { server.accept(&listener, httpd::apps::hello).await });
+    let phase = Arc::new(AtomicU32::new(0));
+    let client = thread::spawn({
+        let phase = phase.clone();
+        move || {
+            client(addr, &|p| phase.store(p, Ordering::SeqCst));
+            let _ = TcpStream::connect(addr);
+        }
+    });
+    let deadline = Instant::now() + LIMIT;
+    let run_until = |p: u32| {
+        while phase.load(Ordering::SeqCst) < p {
+            assert!(Instant::now() < deadline, "the test timed out");
+            lp.run_once().unwrap();
+        }
+    };
+    run_until(1);
+    let info = allocation_counter::measure(|| run_until(2));
+    run_until(3);
+    client.join().expect("the client failed");
+    info
+}
+
 /// Idle keep-alive connections held open while the server's heap is measured.
 const IDLE: usize = 1_000;
 
@@ -143,48 +178,24 @@ const IDLE_HEAP_MAX: f64 = 1024.0;
 
 #[test]
 fn an_idle_keep_alive_connection_holds_little_heap() {
-    let lp = Loop::new().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    listener.listen(1024).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = Server::new(Settings::default().with_uvlite_clock(), 10_000);
-    let _server = lp.spawn(async move { server.accept(&listener, httpd::apps::hello).await });
-
-    // 1: warmed up; 2: the idle connections are open; 3: the client is done.
-    let phase = Arc::new(AtomicU32::new(0));
-    let client = thread::spawn({
-        let phase = phase.clone();
-        move || {
-            let mut buf = vec![0u8; 4096];
-            let mut open = || {
-                let mut s = TcpStream::connect(addr).unwrap();
-                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                exchange(&mut s, REQUEST, 1, &mut buf);
-                s
-            };
-            // Warm-up: pools and the loop's tables get their first storage.
-            drop((0..16).map(|_| open()).collect::<Vec<_>>());
-            phase.store(1, Ordering::SeqCst);
-            let mut conns = vec![open()];
-            conns.extend((0..IDLE).map(|_| open()));
-            phase.store(2, Ordering::SeqCst);
-            conns.push(open());
-            phase.store(3, Ordering::SeqCst);
-            drop(conns);
-            let _ = TcpStream::connect(addr);
-        }
+    // Counted: opening the idle connections (the warm-up gives pools and the loop's tables
+    // their first storage).
+    let info = measure_hello(|addr, phase| {
+        let mut buf = vec![0u8; 4096];
+        let mut open = || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            exchange(&mut s, REQUEST, 1, &mut buf);
+            s
+        };
+        drop((0..16).map(|_| open()).collect::<Vec<_>>());
+        phase(1);
+        let mut conns = vec![open()];
+        conns.extend((0..IDLE).map(|_| open()));
+        phase(2);
+        conns.push(open());
+        phase(3);
     });
-    let deadline = Instant::now() + LIMIT;
-    let run_until = |p: u32| {
-        while phase.load(Ordering::SeqCst) < p {
-            assert!(Instant::now() < deadline, "the idle-memory test timed out");
-            lp.run_once().unwrap();
-        }
-    };
-    run_until(1);
-    let info = allocation_counter::measure(|| run_until(2));
-    run_until(3);
-    client.join().expect("the client failed");
     let bytes = info.bytes_current as f64 / IDLE as f64;
     let allocations = info.count_current as f64 / IDLE as f64;
     println!(
@@ -293,47 +304,24 @@ const CLOSING_BYTES_MAX: f64 = 1024.0;
 
 #[test]
 fn a_closed_connection_leaves_its_buffer_and_decoder_to_the_next() {
-    let lp = Loop::new().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    listener.listen(1024).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = Server::new(Settings::default().with_uvlite_clock(), 10_000);
-    let _server = lp.spawn(async move { server.accept(&listener, httpd::apps::hello).await });
-
-    // 1: warmed up; 2: the counted connections are done; 3: the client is done.
-    let phase = Arc::new(AtomicU32::new(0));
-    let client = thread::spawn({
-        let phase = phase.clone();
-        move || {
-            let one = || {
-                let mut s = TcpStream::connect(addr).unwrap();
-                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-                    .unwrap();
-                let mut answer = Vec::new();
-                s.read_to_end(&mut answer).unwrap();
-                assert!(answer.starts_with(b"HTTP/1.1 200 OK\r\n"));
-            };
-            (0..16).for_each(|_| one());
-            phase.store(1, Ordering::SeqCst);
-            (0..CLOSING).for_each(|_| one());
-            phase.store(2, Ordering::SeqCst);
-            one();
-            phase.store(3, Ordering::SeqCst);
-            let _ = TcpStream::connect(addr);
-        }
+    // Counted: the Connection: close connections after the warm-up.
+    let info = measure_hello(|addr, phase| {
+        let one = || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut answer = Vec::new();
+            s.read_to_end(&mut answer).unwrap();
+            assert!(answer.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        };
+        (0..16).for_each(|_| one());
+        phase(1);
+        (0..CLOSING).for_each(|_| one());
+        phase(2);
+        one();
+        phase(3);
     });
-    let deadline = Instant::now() + LIMIT;
-    let run_until = |p: u32| {
-        while phase.load(Ordering::SeqCst) < p {
-            assert!(Instant::now() < deadline, "the closing test timed out");
-            lp.run_once().unwrap();
-        }
-    };
-    run_until(1);
-    let info = allocation_counter::measure(|| run_until(2));
-    run_until(3);
-    client.join().expect("the client failed");
     let per = info.count_total as f64 / CLOSING as f64;
     let bytes = info.bytes_total as f64 / CLOSING as f64;
     println!(
