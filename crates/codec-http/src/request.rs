@@ -333,24 +333,21 @@ impl RequestDecoder {
                         event: Some(Event::Body(&buf[start..end])),
                     });
                 }
-                self.body_step(buf)
+                self.body.step(buf, &self.limits)
             }
-            State::End => {
-                self.state = self.after_end();
-                Ok(Step::End(0))
-            }
-            State::Paused => Ok(Step::NeedMore(0)),
+            State::End => Ok(BodyStep::End(0)),
+            State::Paused => Ok(BodyStep::NeedMore(0)),
             // (`decode` sends a head to `decode_head`: `Head` never comes here.)
             State::Failed | State::Head => {
                 return Err(self.error.unwrap_or(ErrorKind::UnexpectedEof.into()));
             }
         };
         match step {
-            Ok(Step::NeedMore(consumed)) => Ok(Decoded {
+            Ok(BodyStep::NeedMore(consumed)) => Ok(Decoded {
                 consumed,
                 event: None,
             }),
-            Ok(Step::Body {
+            Ok(BodyStep::Data {
                 start,
                 end,
                 consumed,
@@ -358,10 +355,13 @@ impl RequestDecoder {
                 consumed,
                 event: Some(Event::Body(&buf[start..end])),
             }),
-            Ok(Step::End(consumed)) => Ok(Decoded {
-                consumed,
-                event: Some(Event::End),
-            }),
+            Ok(BodyStep::End(consumed)) => {
+                self.state = self.after_end();
+                Ok(Decoded {
+                    consumed,
+                    event: Some(Event::End),
+                })
+            }
             Err(e) => Err(self.fail(e)),
         }
     }
@@ -414,26 +414,6 @@ impl RequestDecoder {
         }
     }
 
-    #[inline(always)]
-    fn body_step(&mut self, buf: &[u8]) -> Result<Step, Error> {
-        match self.body.step(buf, &self.limits)? {
-            BodyStep::NeedMore(n) => Ok(Step::NeedMore(n)),
-            BodyStep::Data {
-                start,
-                end,
-                consumed,
-            } => Ok(Step::Body {
-                start,
-                end,
-                consumed,
-            }),
-            BodyStep::End(n) => {
-                self.state = self.after_end();
-                Ok(Step::End(n))
-            }
-        }
-    }
-
     fn after_end(&self) -> State {
         if self.pause_after {
             State::Paused
@@ -461,17 +441,6 @@ impl RequestDecoder {
             Err(self.fail(ErrorKind::UnexpectedEof.into()))
         }
     }
-}
-
-/// What a decoding step found, as offsets (so no borrow of the input outlives the step).
-enum Step {
-    NeedMore(usize),
-    Body {
-        start: usize,
-        end: usize,
-        consumed: usize,
-    },
-    End(usize),
 }
 
 /// Reads the field line at `raw[pos..]`: its name, its trimmed value, and where the next line
