@@ -157,6 +157,29 @@ fn a_peer_that_never_reads_is_dropped_at_the_send_deadline() {
     assert_eq!(clock.now() - start, SEND_TIMEOUT);
 }
 
+/// Answers one line and closes; first says the peer is done (as an HTTP server after
+/// `Connection: close`) if `peer_done`.
+fn answer_one(
+    stream: MockStream,
+    clock: &Rc<ManualClock>,
+    peer_done: bool,
+) -> (codec_chain::Handle, impl Future<Output = Result<(), Error>>) {
+    let (r, w) = wrap_stream_with(stream, config(clock));
+    let handle = r.handle();
+    let p = chain(
+        Lines,
+        move |mut read: codec_chain::Reader<MockStream, Lines>,
+              mut write: codec_chain::Writer<MockStream, Lines>| async move {
+            let line = read.read().await?.unwrap();
+            write.half().set_peer_done(peer_done);
+            write.write(line.as_str()).await?;
+            write.close().await
+        },
+        Lines,
+    )(r, w);
+    (handle, p)
+}
+
 #[test]
 fn lingering_after_close_ends_at_the_linger_deadline() {
     let clock = ManualClock::new();
@@ -164,44 +187,12 @@ fn lingering_after_close_ends_at_the_linger_deadline() {
     let stream = MockStream::scripted(vec![Step::Data(b"bye\n".to_vec()), Step::Stall]);
     let out = stream.output();
     let closed = stream.closed.clone();
-    let (r, w) = wrap_stream_with(stream, config(&clock));
-    let handle = r.handle();
-    let p = chain(
-        Lines,
-        |mut read: codec_chain::Reader<MockStream, Lines>, mut write| async move {
-            let line = read.read().await?.unwrap();
-            write.write(line.as_str()).await?;
-            write.close().await
-        },
-        Lines,
-    )(r, w);
+    let (handle, p) = answer_one(stream, &clock, false);
     block_on_with_clock(p, &clock).unwrap();
     assert!(*closed.borrow());
     assert_eq!(out.borrow().as_slice(), b"bye\n");
     assert_eq!(handle.timed_out(), Some(Phase::Linger));
     assert_eq!(clock.now() - start, LINGER_TIMEOUT);
-}
-
-/// Answers one line, says the peer is done (as an HTTP server after `Connection: close`),
-/// and closes.
-fn answer_one_peer_done(
-    stream: MockStream,
-    clock: &Rc<ManualClock>,
-) -> (codec_chain::Handle, impl Future<Output = Result<(), Error>>) {
-    let (r, w) = wrap_stream_with(stream, config(clock));
-    let handle = r.handle();
-    let p = chain(
-        Lines,
-        |mut read: codec_chain::Reader<MockStream, Lines>,
-         mut write: codec_chain::Writer<MockStream, Lines>| async move {
-            let line = read.read().await?.unwrap();
-            write.half().set_peer_done(true);
-            write.write(line.as_str()).await?;
-            write.close().await
-        },
-        Lines,
-    )(r, w);
-    (handle, p)
 }
 
 #[test]
@@ -212,7 +203,7 @@ fn a_peer_that_is_done_is_not_lingered_for() {
     let stream = MockStream::scripted(vec![Step::Data(b"bye\n".to_vec()), Step::Stall]);
     let out = stream.output();
     let closed = stream.closed.clone();
-    let (handle, p) = answer_one_peer_done(stream, &clock);
+    let (handle, p) = answer_one(stream, &clock, true);
     block_on_with_clock(p, &clock).unwrap();
     assert!(*closed.borrow());
     assert_eq!(out.borrow().as_slice(), b"bye\n");
@@ -230,7 +221,7 @@ fn a_done_peer_that_sends_more_is_lingered_for_after_all() {
         Step::Stall,
     ]);
     let closed = stream.closed.clone();
-    let (handle, p) = answer_one_peer_done(stream, &clock);
+    let (handle, p) = answer_one(stream, &clock, true);
     block_on_with_clock(p, &clock).unwrap();
     assert!(*closed.borrow());
     assert_eq!(handle.timed_out(), Some(Phase::Linger));
