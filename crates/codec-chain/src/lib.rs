@@ -49,13 +49,12 @@ pub trait Decoder {
         false
     }
 
-    /// Called when the reader parks the stream in an idle wait (between items, nothing
-    /// buffered, an item already served): as the stream's first idle wait begins, and once a
-    /// later one has lasted [`Config::park_after`]; again at each later poll of a parked
-    /// wait. The decoder may give back storage that it takes again in its next
-    /// [`decode`](Decoder::decode), so that a server with many idle connections holds little
-    /// for each (the reader gives its buffers back at the same moment); a decoder that holds
-    /// nothing does nothing. By default nothing.
+    /// Called once per idle wait (between items, nothing buffered, an item already served)
+    /// when the reader parks the stream: as the stream's first idle wait begins, and once a
+    /// later one has lasted [`Config::park_after`]. The decoder may give back storage that
+    /// it takes again in its next [`decode`](Decoder::decode), so that a server with many
+    /// idle connections holds little for each (the reader gives its buffers back at the same
+    /// moment). By default nothing.
     fn park(&mut self) {}
 
     /// Whether the decoder is inside an item's payload (e.g. a request body), where the
