@@ -26,13 +26,6 @@ pub struct Reader<S, D> {
     since: Option<(Phase, Instant)>,
     /// Whether an item has been produced on this stream.
     served: bool,
-    /// Whether the stream has waited idle before: its later idle waits keep its buffers for
-    /// [`Config::park_after`](crate::Config::park_after) before giving them back.
-    idled: bool,
-    /// Whether the current idle wait still holds them.
-    holding: bool,
-    /// Whether they were given back since the last bytes came.
-    parked: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
@@ -44,9 +37,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
             decoder,
             since: Some((Phase::Item, now)),
             served: false,
-            idled: false,
-            holding: false,
-            parked: false,
         }
     }
 
@@ -77,7 +67,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
             let skip = self.half.buf.is_empty() && self.decoder.needs_bytes();
             if !skip && let Some(item) = self.decoder.decode(&mut self.half.buf)? {
                 self.served = true;
-                self.parked = false;
                 self.since = None;
                 return Poll::Ready(Ok(Some(item)));
             }
@@ -113,66 +102,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
                     if self.since.is_some_and(|(p, _)| p != Phase::Item) {
                         self.since = None;
                     }
-                    self.parked = false;
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
                 Poll::Pending => {
                     let shared = &self.half.shared;
                     if phase == Phase::Idle {
+                        // Hold no buffer while idle (a pool gives one back on the next read).
+                        self.half.buf.release();
+                        self.decoder.park();
                         shared.control.idle_waker.set(Some(cx.waker().clone()));
                     }
                     // The clock is read once per wait, not once per read.
                     let Some(now) = shared.now() else {
-                        if phase == Phase::Idle && !self.parked {
-                            self.park();
-                        }
                         return Poll::Pending;
                     };
                     let since = match self.since {
                         Some((p, since)) if p == phase => since,
                         _ => {
                             self.since = Some((phase, now));
-                            if phase == Phase::Idle {
-                                self.holding = self.idled;
-                                self.idled = true;
-                            }
                             now
                         }
                     };
-                    let mut wake = None;
-                    if phase == Phase::Idle && self.holding {
-                        let park_at = since + shared.config.park_after;
-                        if now < park_at {
-                            wake = Some(park_at);
-                        } else {
-                            self.holding = false;
-                        }
-                    }
-                    if phase == Phase::Idle && !self.holding && !self.parked {
-                        // Hold no buffer while idle (pools give them back on the next read);
-                        // a stream that waited idle before holds them through a short wait.
-                        self.park();
-                    }
-                    let shared = &self.half.shared;
-                    if shared
-                        .poll_deadline_or_wake(cx, phase, since, now, wake)
-                        .is_ready()
-                    {
+                    if shared.poll_deadline(cx, phase, since, now).is_ready() {
                         return Poll::Ready(Err(self.timed_out(phase).into()));
                     }
                     return Poll::Pending;
                 }
             }
         }
-    }
-
-    /// Gives back what an idle stream does not need: the read buffer, the output queue and
-    /// the decoder's storage (see [`Decoder::park`]).
-    fn park(&mut self) {
-        self.parked = true;
-        self.half.buf.release();
-        self.half.shared.release_out();
-        self.decoder.park();
     }
 
     /// Records a timeout; an item phase with nothing of the item received counts as idle.

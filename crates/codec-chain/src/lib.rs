@@ -12,8 +12,7 @@ mod time;
 pub use buffer::Buffer;
 pub use chain::{AsIs, Error, Pipeline, Reader, Then, Writer, chain};
 pub use stream::{
-    Config, HIGH_WATER, Handle, PARK_AFTER, READ_SIZE, ReadHalf, WriteHalf, wrap_stream,
-    wrap_stream_with,
+    Config, HIGH_WATER, Handle, READ_SIZE, ReadHalf, WriteHalf, wrap_stream, wrap_stream_with,
 };
 pub use time::{
     BODY_TIMEOUT, Clock, HEAD_TIMEOUT, IDLE_TIMEOUT, LINGER_TIMEOUT, Phase, SEND_TIMEOUT, Timeouts,
@@ -49,12 +48,10 @@ pub trait Decoder {
         false
     }
 
-    /// Called once per idle wait (between items, nothing buffered, an item already served)
-    /// when the reader parks the stream: as the stream's first idle wait begins, and once a
-    /// later one has lasted [`Config::park_after`]. The decoder may give back storage that
-    /// it takes again in its next [`decode`](Decoder::decode), so that a server with many
-    /// idle connections holds little for each (the reader gives its buffers back at the same
-    /// moment). By default nothing.
+    /// Called when the reader begins an idle wait (between items, nothing buffered, an item
+    /// already served): the decoder may give back storage that it takes again in its next
+    /// [`decode`](Decoder::decode), so that a server with many idle connections holds little
+    /// for each (the reader gives its buffer back at the same moment). By default nothing.
     fn park(&mut self) {}
 
     /// Whether the decoder is inside an item's payload (e.g. a request body), where the

@@ -1,5 +1,5 @@
-//! Buffers kept per thread for reuse, so a parked (idle) connection holds no buffer and a busy
-//! one allocates none: read buffers (kept initialised, so reuse costs no zeroing) and output
+//! Buffers kept per thread for reuse, so an idle connection holds no buffer and a busy one
+//! allocates none: read buffers (kept initialised, so reuse costs no zeroing) and output
 //! queues (kept empty).
 
 use std::cell::RefCell;
@@ -90,12 +90,6 @@ pub(crate) fn give_write(mut v: Vec<u8>) {
 #[cfg(test)]
 pub(crate) fn pooled_reads() -> usize {
     READ.with(|p| p.borrow().free.len())
-}
-
-/// Output queues in this thread's pool.
-#[cfg(test)]
-pub(crate) fn pooled_writes() -> usize {
-    WRITE.with(|p| p.borrow().free.len())
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_io::{AsyncRead, AsyncWrite};
 
@@ -19,14 +19,6 @@ pub const HIGH_WATER: usize = 64 * 1024;
 /// Free space asked of the read buffer before each read from the stream.
 pub const READ_SIZE: usize = 4 * 1024;
 
-/// How long an idle wait of a busy stream lasts before it gives its buffers back
-/// ([`Config::park_after`]).
-pub const PARK_AFTER: Duration = Duration::from_secs(1);
-
-/// Largest output queue a stream keeps between two answers; a bigger one goes back to the
-/// pool (or is freed) once it is sent.
-const KEEP_OUT: usize = 16 * 1024;
-
 /// Tuning of a wrapped stream.
 #[derive(Clone)]
 pub struct Config {
@@ -34,13 +26,6 @@ pub struct Config {
     pub high_water: usize,
     /// Free space made in the read buffer before each read ([`READ_SIZE`]).
     pub read_size: usize,
-    /// How long an idle wait lasts before the stream gives its read buffer, its output queue
-    /// and its decoder's storage back ([`PARK_AFTER`]), when the stream has served more than
-    /// one item: a busy keep-alive connection keeps them from one item to the next instead
-    /// of giving them back and taking them again every time. A stream's first idle wait
-    /// gives them back at once (most connections that wait after one item wait long), and
-    /// so does every idle wait without a [`clock`](Config::clock) to time it.
-    pub park_after: Duration,
     /// Deadlines of each phase; they apply only with a [`clock`](Config::clock).
     pub timeouts: Timeouts,
     /// The runtime's time and timers; without one, nothing times out.
@@ -52,7 +37,6 @@ impl Default for Config {
         Config {
             high_water: HIGH_WATER,
             read_size: READ_SIZE,
-            park_after: PARK_AFTER,
             timeouts: Timeouts::default(),
             clock: None,
         }
@@ -64,7 +48,6 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("high_water", &self.high_water)
             .field("read_size", &self.read_size)
-            .field("park_after", &self.park_after)
             .field("timeouts", &self.timeouts)
             .field("clock", &self.clock.is_some())
             .finish()
@@ -190,8 +173,6 @@ pub(crate) struct Shared<S> {
     stall_since: Cell<Option<Instant>>,
     /// The peer's EOF has been read.
     pub(crate) read_eof: Cell<bool>,
-    /// The stream parked with output queued: give the queue back once it is sent.
-    park_out: Cell<bool>,
 }
 
 impl<S> Shared<S> {
@@ -209,19 +190,6 @@ impl<S> Shared<S> {
         since: Instant,
         now: Instant,
     ) -> Poll<()> {
-        self.poll_deadline_or_wake(cx, phase, since, now, None)
-    }
-
-    /// [`poll_deadline`](Shared::poll_deadline), with the timer set to wake `cx` at `wake`
-    /// (later than `now`) if that comes before the deadline: a wake-up, not a timeout.
-    pub(crate) fn poll_deadline_or_wake(
-        &self,
-        cx: &mut Context<'_>,
-        phase: Phase,
-        since: Instant,
-        now: Instant,
-        wake: Option<Instant>,
-    ) -> Poll<()> {
         let Some(clock) = &self.config.clock else {
             return Poll::Pending;
         };
@@ -231,19 +199,13 @@ impl<S> Shared<S> {
             _ => None,
         };
         let deadline = match (configured, cap) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (Some(d), None) | (None, Some(d)) => Some(d),
-            (None, None) => None,
-        };
-        if deadline.is_some_and(|d| now >= d) {
-            return Poll::Ready(());
-        }
-        let (deadline, is_wake) = match (deadline, wake) {
-            (Some(d), Some(w)) if w < d => (w, true),
-            (Some(d), _) => (d, false),
-            (None, Some(w)) => (w, true),
+            (Some(a), Some(b)) => a.min(b),
+            (Some(d), None) | (None, Some(d)) => d,
             (None, None) => return Poll::Pending,
         };
+        if now >= deadline {
+            return Poll::Ready(());
+        }
         let slot = if phase == Phase::Send {
             &self.write_timer
         } else {
@@ -259,11 +221,6 @@ impl<S> Shared<S> {
         }
         let fired = timer.poll_fire(cx);
         slot.set(Some(timer));
-        if fired.is_ready() && is_wake {
-            // The wake-up is due: the caller is polled again to act on it.
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
         fired
     }
 
@@ -349,30 +306,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
             }
         }
         if self.sent.get() == out.len() {
-            // Everything is with the kernel. The queue stays for the next answer (given back
-            // when the stream parks, or ends), unless a big answer made it big.
-            if out.capacity() > KEEP_OUT || self.park_out.replace(false) {
-                crate::pool::give_write(std::mem::take(&mut *out));
-            } else {
-                out.clear();
-            }
+            // Everything is with the kernel: give the queue back until the next answer.
+            crate::pool::give_write(std::mem::take(&mut *out));
             self.sent.set(0);
         } else if self.sent.get() > out.len() / 2 {
             out.drain(..self.sent.get());
             self.sent.set(0);
         }
         Poll::Ready(Ok(()))
-    }
-
-    /// Gives the output queue back to the pool (a stream that parks): now if nothing is
-    /// queued, else once the queued bytes are sent.
-    pub(crate) fn release_out(&self) {
-        let mut out = self.out.borrow_mut();
-        if !out.is_empty() {
-            self.park_out.set(true);
-        } else if out.capacity() > 0 {
-            crate::pool::give_write(std::mem::take(&mut *out));
-        }
     }
 
     /// Flushes, then shuts down the write side (once).
@@ -421,16 +362,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
     }
 }
 
-impl<S> Drop for Shared<S> {
-    /// Gives the output queue to this thread's pool: the next stream takes it.
-    fn drop(&mut self) {
-        let out = self.out.get_mut();
-        if out.capacity() > 0 {
-            crate::pool::give_write(std::mem::take(out));
-        }
-    }
-}
-
 /// Splits `stream` into a reading and a writing half (the seed's `wrapStream`).
 ///
 /// The reading half reads only when asked to; the writing half queues bytes and hands them to
@@ -462,7 +393,6 @@ where
         write_timer: Cell::new(None),
         stall_since: Cell::new(None),
         read_eof: Cell::new(false),
-        park_out: Cell::new(false),
     });
     (
         ReadHalf {
@@ -613,55 +543,5 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     pub fn queue<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> io::Result<R> {
         self.shared.check()?;
         Ok(self.shared.with_out(f))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::pool::pooled_writes;
-    use crate::testing::{MockStream, block_on};
-
-    fn held(w: &WriteHalf<MockStream>) -> usize {
-        w.shared.out.borrow().capacity()
-    }
-
-    #[test]
-    fn the_output_queue_stays_between_answers_until_the_stream_parks_or_ends() {
-        let (r, mut w) = wrap_stream(MockStream::new(b""));
-        let pooled = pooled_writes();
-        let send = |w: &mut WriteHalf<MockStream>, n: usize| {
-            w.queue(|out| out.resize(n, b'x')).unwrap();
-            block_on(w.flush()).unwrap();
-        };
-        // Sent: the queue stays for the next answer.
-        send(&mut w, 100);
-        assert!(held(&w) >= 100);
-        assert_eq!(pooled_writes(), pooled);
-        // Parked with nothing queued: given back at once.
-        r.shared.release_out();
-        assert_eq!((held(&w), pooled_writes()), (0, pooled + 1));
-        // Parked with bytes queued: given back once they are sent, and only that once.
-        w.queue(|out| out.extend_from_slice(b"late answer"))
-            .unwrap();
-        assert_eq!(
-            pooled_writes(),
-            pooled,
-            "the next answer takes it from the pool"
-        );
-        r.shared.release_out();
-        assert!(held(&w) > 0);
-        block_on(w.flush()).unwrap();
-        assert_eq!((held(&w), pooled_writes()), (0, pooled + 1));
-        send(&mut w, 100);
-        assert!(held(&w) > 0);
-        assert_eq!(pooled_writes(), pooled);
-        // The stream's end gives the queue back.
-        drop((r, w));
-        assert_eq!(pooled_writes(), pooled + 1);
-        // A big answer's queue is not kept.
-        let (_r, mut w) = wrap_stream(MockStream::new(b""));
-        send(&mut w, KEEP_OUT + 1);
-        assert_eq!((held(&w), pooled_writes()), (0, pooled + 1));
     }
 }

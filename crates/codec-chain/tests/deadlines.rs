@@ -11,7 +11,7 @@ use std::time::Duration;
 use codec_chain::testing::{ManualClock, MockStream, Step, block_on_with_clock};
 use codec_chain::{
     Buffer, Clock, Config, Decoder, Encoder, Error, HEAD_TIMEOUT, IDLE_TIMEOUT, LINGER_TIMEOUT,
-    PARK_AFTER, Phase, SEND_TIMEOUT, Timeouts, chain, wrap_stream_with,
+    Phase, SEND_TIMEOUT, Timeouts, chain, wrap_stream_with,
 };
 
 struct Lines;
@@ -274,86 +274,4 @@ fn close_when_idle_ends_an_idle_reader_but_not_an_item_in_progress() {
     res.unwrap();
     assert_eq!(out.borrow().as_slice(), b"one\n");
     assert!(handle.is_closing());
-}
-
-/// [`Lines`], recording the time of each call to `park`.
-struct Parking {
-    clock: Rc<ManualClock>,
-    parks: Rc<std::cell::RefCell<Vec<Duration>>>,
-    start: std::time::Instant,
-}
-
-impl Decoder for Parking {
-    type Item = String;
-    type Error = io::Error;
-    fn decode(&mut self, src: &mut Buffer) -> io::Result<Option<String>> {
-        Lines.decode(src)
-    }
-    fn park(&mut self) {
-        self.parks.borrow_mut().push(self.clock.now() - self.start);
-    }
-}
-
-#[test]
-fn a_stream_parks_at_its_first_idle_wait_and_later_ones_after_park_after() {
-    // Four idle waits: after "a" (the first), after "b" (shorter than `park_after`), after
-    // "c" (longer), and after "d" (until the idle deadline).
-    let short = PARK_AFTER / 4;
-    let script = || {
-        vec![
-            Step::Data(b"a\n".to_vec()),
-            Step::Pause(short),
-            Step::Data(b"b\n".to_vec()),
-            Step::Pause(short),
-            Step::Data(b"c\n".to_vec()),
-            Step::Pause(PARK_AFTER * 3),
-            Step::Data(b"d\n".to_vec()),
-            Step::Stall,
-        ]
-    };
-    let c = 2 * short; // when "c" came
-    let d = c + PARK_AFTER * 3;
-    let cases = [
-        // The first wait parks at once; later ones hold the buffers for `park_after`, so
-        // the wait after "b" never parks.
-        (
-            PARK_AFTER,
-            vec![Duration::ZERO, c + PARK_AFTER, d + PARK_AFTER],
-        ),
-        // With no delay, every idle wait parks as it begins.
-        (Duration::ZERO, vec![Duration::ZERO, short, c, d]),
-    ];
-    for (park_after, expected) in cases {
-        let clock = ManualClock::new();
-        let stream = MockStream::scripted(script()).with_clock(&clock);
-        let out = stream.output();
-        let parks = Rc::new(std::cell::RefCell::new(Vec::new()));
-        let decoder = Parking {
-            clock: clock.clone(),
-            parks: parks.clone(),
-            start: clock.now(),
-        };
-        let cfg = Config {
-            park_after,
-            ..config(&clock)
-        };
-        let (r, w) = wrap_stream_with(stream, cfg);
-        let handle = r.handle();
-        let p = chain(decoder, echo_parking, Lines)(r, w);
-        block_on_with_clock(p, &clock).unwrap_err();
-        assert_eq!(handle.timed_out(), Some(Phase::Idle));
-        assert_eq!(out.borrow().as_slice(), b"a\nb\nc\nd\n");
-        assert_eq!(*parks.borrow(), expected, "park_after {park_after:?}");
-    }
-}
-
-/// [`echo`] for [`Parking`].
-async fn echo_parking(
-    mut read: codec_chain::Reader<MockStream, Parking>,
-    mut write: codec_chain::Writer<MockStream, Lines>,
-) -> io::Result<()> {
-    while let Some(line) = read.read().await? {
-        write.write(line.as_str()).await?;
-    }
-    write.close().await
 }

@@ -553,9 +553,9 @@ thread_local! {
 
 /// codec-http's request decoder as a chain [`Decoder`].
 ///
-/// A connection holds its codec-http decoder only while it is busy: when its wait for the
-/// next request has lasted (see [`Decoder::park`]), the decoder goes back to a per-thread
-/// pool, so ten thousand idle keep-alive connections do not keep ten thousand decoders.
+/// A connection holds its codec-http decoder only while it reads a request: when it waits
+/// idle for the next one, the decoder goes back to a per-thread pool (see [`Decoder::park`]),
+/// so ten thousand idle keep-alive connections do not keep ten thousand decoders.
 pub struct HttpDecoder<S> {
     /// `None` while parked: the state of a fresh decoder.
     inner: Option<Box<RequestDecoder>>,
