@@ -489,3 +489,54 @@ where
         Poll::Ready(this.result.take().map_or(Ok(()), Err))
     }
 }
+#[cfg(test)]
+mod tests {
+    use std::task::Waker;
+
+    use super::*;
+    use crate::testing::{ManualClock, MockStream, Step};
+    use crate::{Buffer, Clock, Config, wrap_stream_with};
+
+    /// Lines of text.
+    struct Lines;
+
+    impl Decoder for Lines {
+        type Item = Vec<u8>;
+        type Error = io::Error;
+        fn decode(&mut self, src: &mut Buffer) -> io::Result<Option<Vec<u8>>> {
+            let Some(i) = src.as_slice().iter().position(|&b| b == b'\n') else {
+                return Ok(None);
+            };
+            let line = src.as_slice()[..i].to_vec();
+            src.consume(i + 1);
+            Ok(Some(line))
+        }
+    }
+
+    #[test]
+    fn an_idle_wait_holds_no_buffer_however_often_it_is_polled() {
+        // Each poll reads the stream, which takes a buffer from the pool: each must give it
+        // back, not only the first of the wait.
+        for clock in [None, Some(ManualClock::new())] {
+            let script = vec![
+                Step::Data(b"a\n".to_vec()),
+                Step::Wait,
+                Step::Wait,
+                Step::Stall,
+            ];
+            let config = Config {
+                clock: clock.map(|c| c as Rc<dyn Clock>),
+                ..Config::default()
+            };
+            let (r, _w) = wrap_stream_with(MockStream::scripted(script), config);
+            let mut reader = Reader::new(r, Lines);
+            let mut cx = Context::from_waker(Waker::noop());
+            let first = reader.poll_read(&mut cx);
+            assert!(matches!(first, Poll::Ready(Ok(Some(_)))));
+            for poll in 0..3 {
+                assert!(reader.poll_read(&mut cx).is_pending());
+                assert_eq!(reader.half.buf.capacity(), 0, "poll {poll}");
+            }
+        }
+    }
+}
