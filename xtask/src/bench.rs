@@ -33,7 +33,8 @@ in the same run: wrk against each (keep-alive with 100 and 1,000 connections, pi
 Connection: close), one worker pinned to CPU 0 with wrk on CPU 1, then all workers unpinned;
 memory per idle keep-alive connection; heap allocations per keep-alive request; the
 criterion benches; with valgrind, instructions per request under callgrind and where they
-go. Prints the tables and writes target/bench/report.md and report.json.
+go, and cache misses per request under 1,000 connections (callgrind's cache simulator).
+Prints the tables and writes target/bench/report.md and report.json.
 
   --quick               one repeat of 2 s, pinned setup only, no criterion, no callgrind:
                         under a minute
@@ -363,8 +364,8 @@ fn run(root: &Path, opts: &Options) -> Result<(), DynError> {
         Some(true) if !have_valgrind => {
             return Err("--callgrind needs valgrind (apt-get install -y valgrind)".into());
         }
-        Some(true) => report.profiles = profiles(&ctx)?,
-        None if have_valgrind && !opts.quick => report.profiles = profiles(&ctx)?,
+        Some(true) => (report.profiles, report.cache) = profiles(&ctx)?,
+        None if have_valgrind && !opts.quick => (report.profiles, report.cache) = profiles(&ctx)?,
         None if !opts.quick => report
             .notes
             .push("callgrind profile skipped: valgrind is not on PATH".into()),
@@ -827,27 +828,57 @@ fn idle_memory(ctx: &Ctx, kind: Kind, n: usize) -> Result<Idle, DynError> {
 /// Requests per profiled load under callgrind.
 const PROFILE_REQUESTS: u64 = 2_000;
 
-/// httpd (hello app, one worker) and the raw server under callgrind.
-fn profiles(ctx: &Ctx) -> Result<Vec<callgrind::Profile>, DynError> {
+/// Connections of the cache-simulator load (as the keep-alive c=1000 budget's).
+const CACHE_CONNECTIONS: u32 = 1_000;
+
+/// Seconds counted of the cache-simulator load (after a 3 s warm-up).
+const CACHE_SECS: u32 = 6;
+
+/// httpd (hello app, one worker) and the raw server under callgrind: instructions per
+/// request on one connection, then cache misses per request under 1,000 connections.
+fn profiles(
+    ctx: &Ctx,
+) -> Result<(Vec<callgrind::Profile>, Vec<callgrind::CacheProfile>), DynError> {
     eprintln!("xtask bench: instructions per request under callgrind");
     let bin = ctx.root.join("target/release");
-    let mut out = Vec::new();
-    for (name, program) in [("httpd", "httpd"), ("raw", "raw-server")] {
-        let addr = free_addr()?;
+    let servers = [("httpd", "httpd"), ("raw", "raw-server")];
+    let args = |name: &str, addr: SocketAddr| {
         let mut args = vec!["--listen".to_owned(), addr.to_string()];
         if name == "httpd" {
             args.extend(["--workers", "1", "--app", "hello"].map(String::from));
         }
+        args
+    };
+    let mut out = Vec::new();
+    for (name, program) in servers {
+        let addr = free_addr()?;
         out.extend(callgrind::profile(
             &ctx.out,
             name,
             &bin.join(program),
-            &args,
+            &args(name, addr),
             addr,
             PROFILE_REQUESTS,
         )?);
     }
-    Ok(out)
+    eprintln!(
+        "xtask bench: cache misses per request under {CACHE_CONNECTIONS} connections \
+         (callgrind --cache-sim=yes)"
+    );
+    let mut cache = Vec::new();
+    for (name, program) in servers {
+        let addr = free_addr()?;
+        cache.push(callgrind::cache_profile(
+            &ctx.out,
+            name,
+            &bin.join(program),
+            &args(name, addr),
+            addr,
+            CACHE_CONNECTIONS,
+            CACHE_SECS,
+        )?);
+    }
+    Ok((out, cache))
 }
 
 /// Baselines of criterion groups: the member with one of these names is what the others

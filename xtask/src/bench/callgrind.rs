@@ -39,6 +39,63 @@ impl Profile {
     }
 }
 
+/// One server under many keep-alive connections with callgrind's cache simulator: what the
+/// instruction profile on one connection cannot show, the cache lines a request finds cold
+/// when other connections' requests ran in between (user space only: the kernel's own
+/// misses, and its evictions of the server's lines, are not simulated).
+#[derive(Clone, Debug)]
+pub(crate) struct CacheProfile {
+    pub(crate) server: &'static str,
+    pub(crate) connections: u32,
+    pub(crate) requests: u64,
+    pub(crate) misses: Misses,
+}
+
+/// Totals of a dump made with `--cache-sim=yes`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Misses {
+    pub(crate) instructions: u64,
+    /// First-level data cache misses on reads and on writes.
+    pub(crate) d1_read: u64,
+    pub(crate) d1_write: u64,
+}
+
+impl CacheProfile {
+    /// `n` per request.
+    pub(crate) fn per_request(&self, n: u64) -> f64 {
+        n as f64 / self.requests.max(1) as f64
+    }
+}
+
+/// The totals of a callgrind dump made with `--cache-sim=yes` (its `events:` and
+/// `summary:` lines); `None` without the cache events.
+pub(crate) fn misses(text: &str) -> Option<Misses> {
+    let events: Vec<&str> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("events:"))?
+        .split_whitespace()
+        .collect();
+    let totals: Vec<u64> = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("summary:")
+                .or_else(|| l.strip_prefix("totals:"))
+        })?
+        .split_whitespace()
+        .map(|n| n.parse().ok())
+        .collect::<Option<_>>()?;
+    // Trailing zero events may be left out of the totals line.
+    let at = |name: &str| {
+        let i = events.iter().position(|e| *e == name)?;
+        Some(totals.get(i).copied().unwrap_or(0))
+    };
+    Some(Misses {
+        instructions: at("Ir")?,
+        d1_read: at("D1mr")?,
+        d1_write: at("D1mw")?,
+    })
+}
+
 /// What a callgrind output file says: total, self cost per function and per source file.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Costs {
@@ -210,6 +267,88 @@ pub(crate) fn profile(
     result
 }
 
+/// Runs `program args` (listening on `addr`) under callgrind's cache simulator, warms it up
+/// with `wrk -c{connections}` for 3 s, then counts `secs` seconds of the same load.
+pub(crate) fn cache_profile(
+    out: &Path,
+    server: &'static str,
+    program: &Path,
+    args: &[String],
+    addr: std::net::SocketAddr,
+    connections: u32,
+    secs: u32,
+) -> Result<CacheProfile, DynError> {
+    let dir = out.join("callgrind");
+    fs::create_dir_all(&dir)?;
+    let prefix = format!("{server}-cache-{}", addr.port());
+    let mut child = Command::new("valgrind")
+        .args([
+            "--tool=callgrind",
+            "--cache-sim=yes",
+            // The same caches on every host (32 KiB first-level, 8 MiB last-level), so the
+            // counts compare across machines; valgrind would otherwise read the host's.
+            "--I1=32768,8,64",
+            "--D1=32768,8,64",
+            "--LL=8388608,16,64",
+            "--trace-children=yes",
+            "-q",
+        ])
+        .arg(format!(
+            "--callgrind-out-file={}/{prefix}.%p.out",
+            dir.display()
+        ))
+        .arg(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start valgrind: {e}"))?;
+    let result = (|| {
+        drop(connect_when_up(addr, &mut child)?);
+        let pids = super::procfs::tree(child.id());
+        let pid = *pids.last().expect("the tree holds the root");
+        let wrk = |secs: u32| -> Result<u64, DynError> {
+            let out = Command::new("wrk")
+                .args(["-t1", &format!("-c{connections}"), &format!("-d{secs}s")])
+                .args(["--timeout", "10s", "--latency"])
+                .arg(format!("http://{addr}/"))
+                .stderr(Stdio::piped())
+                .output()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let r = super::wrk::parse(&text)
+                .ok_or_else(|| format!("wrk gave no result against {addr}:\n{text}"))?;
+            if r.socket_errors > 0 || r.non_2xx > 0 {
+                return Err(
+                    format!("wrk saw errors against {addr} under valgrind:\n{text}").into(),
+                );
+            }
+            Ok(r.requests)
+        };
+        wrk(3)?;
+        control(&["--zero"], pid)?;
+        let requests = wrk(secs)?;
+        control(&["--dump=cache"], pid)?;
+        let file =
+            newest_dump(&dir, &format!("{prefix}.{pid}.out.")).ok_or("callgrind wrote no dump")?;
+        let misses = misses(&fs::read_to_string(&file)?)
+            .ok_or("the dump has no cache events (--cache-sim=yes)")?;
+        Ok(CacheProfile {
+            server,
+            connections,
+            requests,
+            misses,
+        })
+    })();
+    let pids = super::procfs::tree(child.id());
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .args(pids.iter().map(u32::to_string))
+        .status();
+    let _ = child.wait();
+    result
+}
+
 fn summarize(server: &'static str, load: &'static str, requests: u64, c: &Costs) -> Profile {
     let mut by_source: HashMap<String, u64> = HashMap::new();
     for (file, cost) in &c.by_file {
@@ -328,6 +467,25 @@ fn=(2)
 fn=(1)
 12 3
 ";
+
+    #[test]
+    fn cache_totals_from_the_summary_line() {
+        let dump = "events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw\n\
+                    summary: 1000 400 300 20 17 5 1 0\n\
+                    fl=(1) x.rs\nfn=(1) f\n0 1000 400 300 20 17 5\n";
+        let m = misses(dump).unwrap();
+        assert_eq!(
+            m,
+            Misses {
+                instructions: 1000,
+                d1_read: 17,
+                d1_write: 5
+            }
+        );
+        // A dump without the cache events (no `--cache-sim=yes`) has no misses to give.
+        assert_eq!(misses("events: Ir\nsummary: 1000\n"), None);
+        assert_eq!(misses(OUT), None);
+    }
 
     #[test]
     fn self_costs_by_function_and_file() {
