@@ -110,10 +110,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
                         // Hold no buffer while idle (a pool gives one back on the next read).
                         self.half.buf.release();
                         self.decoder.park();
-                        shared.control.idle_waker.set(Some(cx.waker().clone()));
                     }
                     // The clock is read once per wait, not once per read.
                     let Some(now) = shared.now() else {
+                        if phase == Phase::Idle {
+                            shared.set_reader_waker(cx);
+                        }
                         return Poll::Pending;
                     };
                     let since = match self.since {
@@ -123,8 +125,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin, D: Decoder> Reader<S, D> {
                             now
                         }
                     };
+                    // The deadline first: it compares the waker with the one its timer has.
                     if shared.poll_deadline(cx, phase, since, now).is_ready() {
                         return Poll::Ready(Err(self.timed_out(phase).into()));
+                    }
+                    if phase == Phase::Idle {
+                        shared.set_reader_waker(cx);
                     }
                     return Poll::Pending;
                 }

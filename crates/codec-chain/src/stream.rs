@@ -59,8 +59,10 @@ impl std::fmt::Debug for Config {
 pub(crate) struct Control {
     /// Stop at the next item boundary: the reader then reports the end of the stream.
     pub(crate) closing: Cell<bool>,
-    /// The reading task, while it waits in [`Phase::Idle`].
-    pub(crate) idle_waker: Cell<Option<Waker>>,
+    /// The reading task's waker as of its last wait: every idle wait sets it, and so does
+    /// every wait that polls the read timer, which then holds the same waker. A [`Handle`]
+    /// wakes it; a read deadline that the armed timer covers is checked against it.
+    pub(crate) reader_waker: Cell<Option<Waker>>,
     /// The phase whose deadline passed, if one did.
     pub(crate) timed_out: Cell<Option<Phase>>,
     /// An earlier deadline for idle waits than the configured one (set when draining).
@@ -120,7 +122,7 @@ impl Handle {
     /// once; a reader inside an item finishes that item first. Used to drain a server.
     pub fn close_when_idle(&self) {
         self.control().closing.set(true);
-        if let Some(w) = self.control().idle_waker.take() {
+        if let Some(w) = self.control().reader_waker.take() {
             w.wake();
         }
     }
@@ -136,7 +138,7 @@ impl Handle {
             .get()
             .map_or(deadline, |d| d.min(deadline));
         self.control().idle_until.set(Some(d));
-        if let Some(w) = self.control().idle_waker.take() {
+        if let Some(w) = self.control().reader_waker.take() {
             w.wake();
         }
     }
@@ -169,6 +171,10 @@ pub(crate) struct Shared<S> {
     /// Made at the first deadline of a read or a send (boxed by the clock), then moved.
     read_timer: Cell<Option<Box<dyn Timer>>>,
     write_timer: Cell<Option<Box<dyn Timer>>>,
+    /// Where the read timer is armed, as last polled (it wakes `control.reader_waker`): a
+    /// read deadline that the timer already covers (an idle wait's, after each request) is
+    /// then checked without touching the timer, whose lines are cold under many connections.
+    read_armed: Cell<Option<Instant>>,
     /// When the current wait for the peer to take output began.
     stall_since: Cell<Option<Instant>>,
     /// The peer's EOF has been read.
@@ -206,22 +212,60 @@ impl<S> Shared<S> {
         if now >= deadline {
             return Poll::Ready(());
         }
-        let slot = if phase == Phase::Send {
-            &self.write_timer
-        } else {
+        let read = phase != Phase::Send;
+        if read && self.read_covered(cx, deadline, now) {
+            return Poll::Pending;
+        }
+        let slot = if read {
             &self.read_timer
+        } else {
+            &self.write_timer
         };
         let mut timer = slot.take().unwrap_or_else(|| clock.timer(deadline));
         // A deadline that moved later (an idle connection's, after each request) leaves the
         // timer where it is: it fires early, once, and is moved on then (`armed <= now`), so a
         // busy connection touches its timer once per timeout, not once per request.
-        let armed = timer.deadline();
+        let mut armed = timer.deadline();
         if deadline < armed || armed <= now {
             timer.reset(deadline);
+            armed = deadline;
         }
         let fired = timer.poll_fire(cx);
         slot.set(Some(timer));
+        if read {
+            self.read_armed.set(fired.is_pending().then_some(armed));
+            self.set_reader_waker(cx);
+        }
         fired
+    }
+
+    /// Records `cx`'s waker as the reading task's (no clone if it is the same task's).
+    pub(crate) fn set_reader_waker(&self, cx: &Context<'_>) {
+        let cell = &self.control.reader_waker;
+        match cell.take() {
+            Some(w) if w.will_wake(cx.waker()) => cell.set(Some(w)),
+            old => {
+                cell.set(Some(cx.waker().clone()));
+                // A waker's drop may run foreign code: only after the cell is consistent.
+                drop(old);
+            }
+        }
+    }
+
+    /// Whether the read timer, as last polled, is armed no later than `deadline` (and after
+    /// `now`) and wakes `cx`'s task: it then fires in time, and nothing needs to change.
+    fn read_covered(&self, cx: &Context<'_>, deadline: Instant, now: Instant) -> bool {
+        let Some(armed) = self.read_armed.get() else {
+            return false;
+        };
+        if armed <= now || armed > deadline {
+            return false;
+        }
+        let cell = &self.control.reader_waker;
+        let w = cell.take();
+        let same = w.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        cell.set(w);
+        same
     }
 
     /// Records that `phase` timed out and returns the error to report.
@@ -391,6 +435,7 @@ where
         control: Control::default(),
         read_timer: Cell::new(None),
         write_timer: Cell::new(None),
+        read_armed: Cell::new(None),
         stall_since: Cell::new(None),
         read_eof: Cell::new(false),
     });

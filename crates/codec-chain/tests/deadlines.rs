@@ -275,3 +275,51 @@ fn close_when_idle_ends_an_idle_reader_but_not_an_item_in_progress() {
     assert_eq!(out.borrow().as_slice(), b"one\n");
     assert!(handle.is_closing());
 }
+
+/// A waker that records being woken.
+struct Woken(std::sync::atomic::AtomicBool);
+impl Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn an_idle_deadline_wakes_the_task_that_waits_now() {
+    // The idle timer, armed while one task waited, still covers the deadline when another
+    // task polls the reader: it must wake that one (the timer is polled again, not skipped).
+    let clock = ManualClock::new();
+    let stream = MockStream::scripted(vec![Step::Data(b"a\n".to_vec()), Step::Stall]);
+    let (r, _w) = wrap_stream_with(stream, config(&clock));
+    let mut reader = codec_chain::Reader::new(r, Lines);
+    let (first, second) = (
+        Arc::new(Woken(Default::default())),
+        Arc::new(Woken(Default::default())),
+    );
+    let (w1, w2) = (Waker::from(first.clone()), Waker::from(second.clone()));
+    let (mut cx1, mut cx2) = (Context::from_waker(&w1), Context::from_waker(&w2));
+    let woken = |w: &Woken| w.0.swap(false, std::sync::atomic::Ordering::SeqCst);
+    assert!(matches!(
+        reader.poll_read(&mut cx1),
+        Poll::Ready(Ok(Some(_)))
+    ));
+    // The timer armed for the head fires early, once; the first task moves it on to the
+    // idle deadline.
+    assert!(reader.poll_read(&mut cx1).is_pending());
+    clock.advance(HEAD_TIMEOUT);
+    assert!(woken(&first));
+    assert!(reader.poll_read(&mut cx1).is_pending());
+    // Now the second task waits: the armed timer covers its deadline, but wakes the first.
+    assert!(reader.poll_read(&mut cx2).is_pending());
+    clock.advance(IDLE_TIMEOUT - HEAD_TIMEOUT);
+    assert!(
+        woken(&second),
+        "the task waiting at the deadline was not woken"
+    );
+    assert!(!woken(&first));
+    let err = match reader.poll_read(&mut cx2) {
+        Poll::Ready(Err(e)) => e,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+}
