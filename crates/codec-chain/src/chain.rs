@@ -495,6 +495,7 @@ where
         Poll::Ready(this.result.take().map_or(Ok(()), Err))
     }
 }
+
 #[cfg(test)]
 mod tests {
     use std::task::Waker;
