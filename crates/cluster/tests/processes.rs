@@ -170,6 +170,20 @@ impl Master {
     }
 }
 
+/// Everything `rx` receives until its sender is gone (the reader thread saw EOF), within
+/// `limit`: for a master that exited, whose last lines may still be on their way.
+fn drain<T>(rx: &mpsc::Receiver<T>, limit: Duration) -> Vec<T> {
+    let deadline = Instant::now() + limit;
+    let mut out = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(item) => out.push(item),
+            Err(_) => break,
+        }
+    }
+    out
+}
+
 impl Drop for Master {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -281,9 +295,10 @@ fn cannot_boot() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(1));
-    let spawns: Vec<_> = m.spawns.try_iter().collect();
+    // The master has exited: read its output to the end, not only what arrived so far.
+    let spawns = drain(&m.spawns, Duration::from_secs(5));
     assert_eq!(spawns.len(), 2, "respawned: {spawns:?}");
-    let log = m.stderr_lines().join("\n");
+    let log = drain(&m.stderr, Duration::from_secs(5)).join("\n");
     assert!(log.contains("cannot boot: no config file"), "{log}");
     assert!(log.contains("not respawning"), "{log}");
 }
