@@ -839,40 +839,36 @@ const CACHE_SECS: u32 = 6;
 fn profiles(
     ctx: &Ctx,
 ) -> Result<(Vec<callgrind::Profile>, Vec<callgrind::CacheProfile>), DynError> {
-    eprintln!("xtask bench: instructions per request under callgrind");
+    eprintln!(
+        "xtask bench: instructions per request under callgrind, and cache misses per request \
+         under {CACHE_CONNECTIONS} connections (--cache-sim=yes)"
+    );
     let bin = ctx.root.join("target/release");
-    let servers = [("httpd", "httpd"), ("raw", "raw-server")];
-    let args = |name: &str, addr: SocketAddr| {
-        let mut args = vec!["--listen".to_owned(), addr.to_string()];
-        if name == "httpd" {
-            args.extend(["--workers", "1", "--app", "hello"].map(String::from));
-        }
-        args
-    };
-    let mut out = Vec::new();
-    for (name, program) in servers {
+    let (mut out, mut cache) = (Vec::new(), Vec::new());
+    for (name, program) in [("httpd", "httpd"), ("raw", "raw-server")] {
+        let args = |addr: SocketAddr| {
+            let mut args = vec!["--listen".to_owned(), addr.to_string()];
+            if name == "httpd" {
+                args.extend(["--workers", "1", "--app", "hello"].map(String::from));
+            }
+            args
+        };
+        let program = bin.join(program);
         let addr = free_addr()?;
         out.extend(callgrind::profile(
             &ctx.out,
             name,
-            &bin.join(program),
-            &args(name, addr),
+            &program,
+            &args(addr),
             addr,
             PROFILE_REQUESTS,
         )?);
-    }
-    eprintln!(
-        "xtask bench: cache misses per request under {CACHE_CONNECTIONS} connections \
-         (callgrind --cache-sim=yes)"
-    );
-    let mut cache = Vec::new();
-    for (name, program) in servers {
         let addr = free_addr()?;
         cache.push(callgrind::cache_profile(
             &ctx.out,
             name,
-            &bin.join(program),
-            &args(name, addr),
+            &program,
+            &args(addr),
             addr,
             CACHE_CONNECTIONS,
             CACHE_SECS,

@@ -13,7 +13,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::DynError;
@@ -204,6 +204,81 @@ const REQUEST: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: localhost\r\nUser-Agen
 Accept: text/plain\r\n\r\n";
 const BODY: &[u8] = b"Hello, World!";
 
+/// A server running under callgrind; it and its children are stopped when this is dropped.
+struct UnderCallgrind {
+    child: Child,
+    dir: PathBuf,
+    prefix: String,
+    /// The process that serves: httpd's worker (the master's only child), or the server.
+    pid: u32,
+}
+
+impl UnderCallgrind {
+    /// Starts `program args` under `valgrind --tool=callgrind` with `options`, its dumps in
+    /// `out/callgrind/{prefix}.PID.out.N`, and waits until it answers on `addr`: that first
+    /// connection comes back with it.
+    fn start(
+        out: &Path,
+        prefix: String,
+        options: &[&str],
+        program: &Path,
+        args: &[String],
+        addr: std::net::SocketAddr,
+    ) -> Result<(UnderCallgrind, TcpStream), DynError> {
+        let dir = out.join("callgrind");
+        fs::create_dir_all(&dir)?;
+        let child = Command::new("valgrind")
+            .arg("--tool=callgrind")
+            .args(options)
+            .args(["--trace-children=yes", "-q"])
+            .arg(format!(
+                "--callgrind-out-file={}/{prefix}.%p.out",
+                dir.display()
+            ))
+            .arg(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start valgrind: {e}"))?;
+        let mut server = UnderCallgrind {
+            child,
+            dir,
+            prefix,
+            pid: 0,
+        };
+        let conn = connect_when_up(addr, &mut server.child)?;
+        let pids = super::procfs::tree(server.child.id());
+        server.pid = *pids.last().expect("the tree holds the root");
+        Ok((server, conn))
+    }
+
+    /// Zeroes the serving process's counters.
+    fn zero(&self) -> Result<(), DynError> {
+        control(&["--zero"], self.pid)
+    }
+
+    /// Dumps the counters since the last zero, as `label`; returns the dump.
+    fn dump(&self, label: &str) -> Result<String, DynError> {
+        control(&[&format!("--dump={label}")], self.pid)?;
+        let file = newest_dump(&self.dir, &format!("{}.{}.out.", self.prefix, self.pid))
+            .ok_or("callgrind wrote no dump")?;
+        Ok(fs::read_to_string(file)?)
+    }
+}
+
+impl Drop for UnderCallgrind {
+    fn drop(&mut self) {
+        let pids = super::procfs::tree(self.child.id());
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .args(pids.iter().map(u32::to_string))
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
 /// Profiles `program args` (a server listening on `addr`): keep-alive one request at a
 /// time, and pipelined ×16, `requests` each.
 pub(crate) fn profile(
@@ -214,57 +289,27 @@ pub(crate) fn profile(
     addr: std::net::SocketAddr,
     requests: u64,
 ) -> Result<Vec<Profile>, DynError> {
-    let dir = out.join("callgrind");
-    fs::create_dir_all(&dir)?;
     let prefix = format!("{server}-{}", addr.port());
-    let mut child = Command::new("valgrind")
-        .args(["--tool=callgrind", "--trace-children=yes", "-q"])
-        .arg(format!(
-            "--callgrind-out-file={}/{prefix}.%p.out",
-            dir.display()
-        ))
-        .arg(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot start valgrind: {e}"))?;
-    let result = (|| {
-        let mut conn = connect_when_up(addr, &mut child)?;
-        // The process that serves: httpd's worker (the master's only child), or the server.
-        let pids = super::procfs::tree(child.id());
-        let pid = *pids.last().expect("the tree holds the root");
-        let mut buf = Vec::new();
-        let batch = REQUEST.repeat(16);
-        for _ in 0..200 {
-            exchange(&mut conn, REQUEST, 1, &mut buf)?;
+    let (valgrind, mut conn) = UnderCallgrind::start(out, prefix, &[], program, args, addr)?;
+    let mut buf = Vec::new();
+    let batch = REQUEST.repeat(16);
+    for _ in 0..200 {
+        exchange(&mut conn, REQUEST, 1, &mut buf)?;
+    }
+    for _ in 0..20 {
+        exchange(&mut conn, &batch, 16, &mut buf)?;
+    }
+    let mut profiles = Vec::new();
+    for (load, depth) in [("keep-alive, one at a time", 1), ("pipelined ×16", 16)] {
+        valgrind.zero()?;
+        let bytes = if depth == 1 { REQUEST } else { &batch[..] };
+        for _ in 0..requests / depth {
+            exchange(&mut conn, bytes, depth as usize, &mut buf)?;
         }
-        for _ in 0..20 {
-            exchange(&mut conn, &batch, 16, &mut buf)?;
-        }
-        let mut profiles = Vec::new();
-        for (load, depth) in [("keep-alive, one at a time", 1), ("pipelined ×16", 16)] {
-            control(&["--zero"], pid)?;
-            let bytes = if depth == 1 { REQUEST } else { &batch[..] };
-            for _ in 0..requests / depth {
-                exchange(&mut conn, bytes, depth as usize, &mut buf)?;
-            }
-            control(&[&format!("--dump={load}")], pid)?;
-            let file = newest_dump(&dir, &format!("{prefix}.{pid}.out."))
-                .ok_or("callgrind wrote no dump")?;
-            let costs = parse(&fs::read_to_string(&file)?);
-            profiles.push(summarize(server, load, requests / depth * depth, &costs));
-        }
-        Ok(profiles)
-    })();
-    let pids = super::procfs::tree(child.id());
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .args(pids.iter().map(u32::to_string))
-        .status();
-    let _ = child.wait();
-    result
+        let costs = parse(&valgrind.dump(load)?);
+        profiles.push(summarize(server, load, requests / depth * depth, &costs));
+    }
+    Ok(profiles)
 }
 
 /// Runs `program args` (listening on `addr`) under callgrind's cache simulator, warms it up
@@ -278,75 +323,43 @@ pub(crate) fn cache_profile(
     connections: u32,
     secs: u32,
 ) -> Result<CacheProfile, DynError> {
-    let dir = out.join("callgrind");
-    fs::create_dir_all(&dir)?;
     let prefix = format!("{server}-cache-{}", addr.port());
-    let mut child = Command::new("valgrind")
-        .args([
-            "--tool=callgrind",
-            "--cache-sim=yes",
-            // The same caches on every host (32 KiB first-level, 8 MiB last-level), so the
-            // counts compare across machines; valgrind would otherwise read the host's.
-            "--I1=32768,8,64",
-            "--D1=32768,8,64",
-            "--LL=8388608,16,64",
-            "--trace-children=yes",
-            "-q",
-        ])
-        .arg(format!(
-            "--callgrind-out-file={}/{prefix}.%p.out",
-            dir.display()
-        ))
-        .arg(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot start valgrind: {e}"))?;
-    let result = (|| {
-        drop(connect_when_up(addr, &mut child)?);
-        let pids = super::procfs::tree(child.id());
-        let pid = *pids.last().expect("the tree holds the root");
-        let wrk = |secs: u32| -> Result<u64, DynError> {
-            let out = Command::new("wrk")
-                .args(["-t1", &format!("-c{connections}"), &format!("-d{secs}s")])
-                .args(["--timeout", "10s", "--latency"])
-                .arg(format!("http://{addr}/"))
-                .stderr(Stdio::piped())
-                .output()?;
-            let text = String::from_utf8_lossy(&out.stdout);
-            let r = super::wrk::parse(&text)
-                .ok_or_else(|| format!("wrk gave no result against {addr}:\n{text}"))?;
-            if r.socket_errors > 0 || r.non_2xx > 0 {
-                return Err(
-                    format!("wrk saw errors against {addr} under valgrind:\n{text}").into(),
-                );
-            }
-            Ok(r.requests)
-        };
-        wrk(3)?;
-        control(&["--zero"], pid)?;
-        let requests = wrk(secs)?;
-        control(&["--dump=cache"], pid)?;
-        let file =
-            newest_dump(&dir, &format!("{prefix}.{pid}.out.")).ok_or("callgrind wrote no dump")?;
-        let misses = misses(&fs::read_to_string(&file)?)
-            .ok_or("the dump has no cache events (--cache-sim=yes)")?;
-        Ok(CacheProfile {
-            server,
-            connections,
-            requests,
-            misses,
-        })
-    })();
-    let pids = super::procfs::tree(child.id());
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .args(pids.iter().map(u32::to_string))
-        .status();
-    let _ = child.wait();
-    result
+    // The same caches on every host (32 KiB first-level, 8 MiB last-level), so the counts
+    // compare across machines; valgrind would otherwise read the host's.
+    let options = [
+        "--cache-sim=yes",
+        "--I1=32768,8,64",
+        "--D1=32768,8,64",
+        "--LL=8388608,16,64",
+    ];
+    let (valgrind, conn) = UnderCallgrind::start(out, prefix, &options, program, args, addr)?;
+    drop(conn);
+    let wrk = |secs: u32| -> Result<u64, DynError> {
+        let out = Command::new("wrk")
+            .args(["-t1", &format!("-c{connections}"), &format!("-d{secs}s")])
+            .args(["--timeout", "10s", "--latency"])
+            .arg(format!("http://{addr}/"))
+            .stderr(Stdio::piped())
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let r = super::wrk::parse(&text)
+            .ok_or_else(|| format!("wrk gave no result against {addr}:\n{text}"))?;
+        if r.socket_errors > 0 || r.non_2xx > 0 {
+            return Err(format!("wrk saw errors against {addr} under valgrind:\n{text}").into());
+        }
+        Ok(r.requests)
+    };
+    wrk(3)?;
+    valgrind.zero()?;
+    let requests = wrk(secs)?;
+    let misses =
+        misses(&valgrind.dump("cache")?).ok_or("the dump has no cache events (--cache-sim=yes)")?;
+    Ok(CacheProfile {
+        server,
+        connections,
+        requests,
+        misses,
+    })
 }
 
 fn summarize(server: &'static str, load: &'static str, requests: u64, c: &Costs) -> Profile {
