@@ -5,7 +5,9 @@
 //! poll the task and back afterwards, so polling does no reference counting. Waking on the
 //! loop's own thread pushes the slot index onto the run queue (`Vec`-backed, no allocation once
 //! warm). Waking from another thread pushes onto the loop's remote queue (a `Mutex<Vec>`) and
-//! pokes the loop's `mio::Waker` once until the loop drains the queue.
+//! pokes the loop's `mio::Waker` once until the loop drains the queue. While a task is polled,
+//! the executor knows its waker's pointers, so the reactor can recognise that waker and keep
+//! the task's slot in place of it ([`Executor::current_task`]).
 //!
 //! A task's box holds the spawned future alone, polled in place through the [`Task`] trait:
 //! no wrapper future around it (an `async` wrapper would keep a second copy of the future,
@@ -22,7 +24,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, RawWakerVTable, Wake, Waker};
 
 use crate::runtime::Inner;
 
@@ -159,8 +161,20 @@ impl RunQueue {
     }
 }
 
+/// The task being polled, as its waker's pointers and its slot: a waiter that is this task
+/// can be recorded as its slot (see [`Executor::current_task`]).
+#[derive(Clone, Copy)]
+struct Current {
+    data: *const (),
+    vtable: *const RawWakerVTable,
+    index: u32,
+    generation: u32,
+}
+
 pub(crate) struct Executor {
     table: RefCell<Table>,
+    /// Set while a spawned task is polled.
+    current: Cell<Option<Current>>,
     live: Cell<usize>,
     unreferenced: Cell<usize>,
     main_woken: Cell<bool>,
@@ -211,6 +225,7 @@ impl Executor {
     pub(crate) fn new(remote: Remote) -> Executor {
         Executor {
             table: RefCell::new(Table::default()),
+            current: Cell::new(None),
             live: Cell::new(0),
             unreferenced: Cell::new(0),
             main_woken: Cell::new(false),
@@ -268,6 +283,34 @@ impl Executor {
         let table = &mut *table;
         if let Some(slot) = table.slots.get_mut(index as usize)
             && slot.generation == generation
+            && !slot.scheduled
+            && (slot.future.is_some() || slot.running)
+        {
+            slot.scheduled = true;
+            table.ready.push(index);
+        }
+    }
+
+    /// The slot and generation of the task being polled, if `waker` is its waker: whoever
+    /// keeps it to wake the task later may keep these instead and wake the task with
+    /// [`schedule_slot`](Executor::schedule_slot), which reads nothing of the waker's
+    /// allocation (a cold line per wake under many connections).
+    #[inline]
+    pub(crate) fn current_task(&self, waker: &Waker) -> Option<(u32, u32)> {
+        let cur = self.current.get()?;
+        (std::ptr::eq(waker.data(), cur.data) && std::ptr::eq(waker.vtable(), cur.vtable))
+            .then_some((cur.index, cur.generation))
+    }
+
+    /// As [`schedule`](Executor::schedule), for a slot recorded by
+    /// [`current_task`](Executor::current_task) with the generation's low 16 bits: a slot
+    /// reused 65,536 times since it was recorded gets a spurious wake, which futures allow.
+    #[inline]
+    pub(crate) fn schedule_slot(&self, index: u32, generation: u16) {
+        let mut table = self.table.borrow_mut();
+        let table = &mut *table;
+        if let Some(slot) = table.slots.get_mut(index as usize)
+            && slot.generation as u16 == generation
             && !slot.scheduled
             && (slot.future.is_some() || slot.running)
         {
@@ -367,7 +410,7 @@ impl Executor {
     pub(crate) fn run_ready(&self, budget: usize) {
         for _ in 0..budget {
             // One borrow pops the index and takes the task out of its slot.
-            let (index, mut task, waker) = {
+            let (index, generation, mut task, waker) = {
                 let mut table = self.table.borrow_mut();
                 let table = &mut *table;
                 let Some(index) = table.ready.pop() else {
@@ -381,16 +424,23 @@ impl Executor {
                 slot.running = true;
                 // Moved out and back: polling costs no reference counting on the waker.
                 let waker = slot.waker.take().expect("a live task has its waker");
-                (index, task, waker)
+                (index, slot.generation, task, waker)
             };
             let join: &dyn Any = match &task.join {
                 Some(guard) => &*guard.0,
                 None => &(),
             };
             let future = task.future.as_mut();
+            self.current.set(Some(Current {
+                data: waker.data(),
+                vtable: waker.vtable(),
+                index,
+                generation,
+            }));
             let polled = catch_unwind(AssertUnwindSafe(|| {
                 future.poll_task(&mut Context::from_waker(&waker), join)
             }));
+            self.current.set(None);
             let done = match polled {
                 Ok(poll) => poll.is_ready(),
                 Err(payload) => {

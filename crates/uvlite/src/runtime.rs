@@ -130,7 +130,7 @@ impl Inner {
             match event.token() {
                 SIGNAL_TOKEN => self.signals.dispatch(),
                 WAKER_TOKEN => self.exec.drain_remote(),
-                _ => self.reactor.dispatch(event),
+                _ => self.reactor.dispatch(event, &self.exec),
             }
         }
         Ok(())

@@ -332,3 +332,98 @@ fn nodelay_and_keepalive_can_be_set_and_read_back() -> io::Result<()> {
         Ok(())
     })
 }
+
+/// A reader and a writer of one socket, in two tasks, waiting at the same time: each is woken
+/// by its own event (the reactor records one task per socket and keeps the other's waker).
+#[test]
+fn two_tasks_waiting_on_one_socket_are_each_woken() -> io::Result<()> {
+    use std::rc::Rc;
+    util::run(async {
+        let listener = TcpListener::bind(loopback())?;
+        listener.listen(16)?;
+        let client = TcpStream::connect(listener.local_addr()?).await?;
+        let (server, _) = listener.accept().await?;
+        let server = Rc::new(server);
+        // The reader waits first, so its task is the one recorded.
+        let reader = spawn_local({
+            let server = server.clone();
+            async move {
+                let mut buf = [0u8; 16];
+                server.read(&mut buf).await
+            }
+        });
+        uvlite::sleep(std::time::Duration::from_millis(20)).await;
+        // The writer fills the socket's buffers, then waits for room.
+        let writer = spawn_local({
+            let server = server.clone();
+            async move { server.write_all(&vec![7u8; 8 << 20]).await }
+        });
+        uvlite::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!writer.is_finished() && !reader.is_finished());
+        // Room first: the writer must finish while the reader still waits.
+        let mut sink = vec![0u8; 1 << 16];
+        let mut taken = 0;
+        while taken < 8 << 20 {
+            taken += client.read(&mut sink).await?;
+        }
+        writer.await.unwrap()?;
+        assert!(!reader.is_finished());
+        client.write_all(b"ping").await?;
+        assert_eq!(reader.await.unwrap()?, 4);
+        Ok(())
+    })
+}
+
+/// A task that polls a read with a waker of its own (as a combinator does) is woken through
+/// that waker, not as the task.
+#[test]
+fn a_read_polled_with_another_waker_wakes_that_waker() -> io::Result<()> {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Wake, Waker};
+
+    /// Counts its wakes and passes them on to the task.
+    struct Relay {
+        wakes: AtomicUsize,
+        task: Waker,
+    }
+    impl Wake for Relay {
+        fn wake(self: Arc<Self>) {
+            self.wakes.fetch_add(1, Ordering::SeqCst);
+            self.task.wake_by_ref();
+        }
+    }
+
+    util::run(async {
+        let listener = TcpListener::bind(loopback())?;
+        listener.listen(16)?;
+        let client = TcpStream::connect(listener.local_addr()?).await?;
+        let (server, _) = listener.accept().await?;
+        let task = spawn_local(async move {
+            let mut buf = [0u8; 16];
+            let mut read = pin!(server.read(&mut buf));
+            let mut relay = None;
+            let n = std::future::poll_fn(|cx| {
+                let relay = relay.get_or_insert_with(|| {
+                    Arc::new(Relay {
+                        wakes: AtomicUsize::new(0),
+                        task: cx.waker().clone(),
+                    })
+                });
+                let waker = Waker::from(relay.clone());
+                read.as_mut().poll(&mut Context::from_waker(&waker))
+            })
+            .await?;
+            let wakes = relay.map_or(0, |r| r.wakes.load(Ordering::SeqCst));
+            Ok::<_, io::Error>((n, wakes))
+        });
+        uvlite::sleep(std::time::Duration::from_millis(20)).await;
+        client.write_all(b"pong").await?;
+        let (n, wakes) = task.await.unwrap()?;
+        assert_eq!(n, 4);
+        assert_eq!(wakes, 1);
+        Ok(())
+    })
+}
