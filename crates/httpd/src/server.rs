@@ -128,21 +128,25 @@ impl Drop for ConnGuard {
     }
 }
 
-/// A connection's task: its pipeline, then its bookkeeping (dropped in this order).
-///
-/// A named future rather than an `async` block, so the task holds the pipeline once: a block
-/// would keep what it captured beside what it awaits.
-struct Connection<F> {
-    pipeline: Pipeline<uvlite::TcpStream, F, Answer<uvlite::TcpStream>>,
-    guard: ConnGuard,
+pin_project_lite::pin_project! {
+    /// A connection's task: its pipeline, then its bookkeeping (dropped in this order).
+    ///
+    /// A named future rather than an `async` block, so the task holds the pipeline once: a
+    /// block would keep what it captured beside what it awaits. The pipeline, and the app's
+    /// future in it, are inline: one allocation holds the whole task.
+    struct Connection<F> {
+        #[pin]
+        pipeline: Pipeline<uvlite::TcpStream, F, Answer<uvlite::TcpStream>>,
+        guard: ConnGuard,
+    }
 }
 
 impl<F: Future<Output = Result<(), HttpError>>> Future for Connection<F> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        let res = std::task::ready!(Pin::new(&mut this.pipeline).poll(cx));
+        let this = self.project();
+        let res = std::task::ready!(this.pipeline.poll(cx));
         if let Err(codec_chain::Error::Panic(msg)) = res {
             let peer = this.guard.state.conns.borrow()[this.guard.slot]
                 .as_ref()
