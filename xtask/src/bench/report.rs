@@ -232,32 +232,38 @@ impl Report {
             "`wrk -t1 -c{c}` against the server under `valgrind --tool=callgrind \
              --cache-sim=yes`, counted after a 3 s warm-up. A request finds cold the lines that \
              other connections' requests pushed out; only user space is simulated (32 KiB \
-             first-level data cache), so the kernel's own misses and its evictions of the \
-             server's lines are not counted. The count ends after wrk closed its connections, \
-             so it includes their closes (about 6% of httpd's instructions). Repeatable to a \
-             few percent.\n"
+             first-level data cache, 512 KiB second level), so the kernel's own misses and its \
+             evictions of the server's lines are not counted. A second-level miss is a line no \
+             recent request touched (on hardware, from L3 or memory); a first-level miss may \
+             also be a line the same request touched earlier. The count ends after wrk closed \
+             its connections, so it includes their closes (about 6% of httpd's instructions). \
+             Repeatable to a few percent.\n"
         );
         let _ = writeln!(
             s,
             "| server | requests | instructions/request | L1d read misses/request | \
-             L1d write misses/request | httpd ÷ raw, misses |"
+             L1d write misses/request | L2 misses/request | httpd ÷ raw, L1d | httpd ÷ raw, L2 |"
         );
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
-        let total = |p: &CacheProfile| p.per_request(p.misses.d1_read + p.misses.d1_write);
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        let l1 = |p: &CacheProfile| p.per_request(p.misses.d1_read + p.misses.d1_write);
+        let l2 = |p: &CacheProfile| p.per_request(p.misses.ll);
         let raw = self.cache.iter().find(|p| p.server == "raw");
         for p in &self.cache {
-            let ratio = match raw {
-                Some(r) if p.server == "httpd" => format!("{:.2}×", total(p) / total(r)),
+            let ratio = |f: &dyn Fn(&CacheProfile) -> f64| match raw {
+                Some(r) if p.server == "httpd" => format!("{:.2}×", f(p) / f(r)),
                 _ => String::new(),
             };
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.0} | {:.2} | {:.2} | {ratio} |",
+                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} |",
                 p.server,
                 p.requests,
                 p.per_request(p.misses.instructions),
                 p.per_request(p.misses.d1_read),
-                p.per_request(p.misses.d1_write)
+                p.per_request(p.misses.d1_write),
+                l2(p),
+                ratio(&l1),
+                ratio(&l2)
             );
         }
     }
@@ -422,13 +428,15 @@ impl Report {
             .map(|p| {
                 format!(
                     "    {{\"server\": {}, \"connections\": {}, \"requests\": {}, \
-                     \"instructions\": {}, \"d1_read_misses\": {}, \"d1_write_misses\": {}}}",
+                     \"instructions\": {}, \"d1_read_misses\": {}, \"d1_write_misses\": {}, \
+                     \"l2_misses\": {}}}",
                     q(p.server),
                     p.connections,
                     p.requests,
                     p.misses.instructions,
                     p.misses.d1_read,
-                    p.misses.d1_write
+                    p.misses.d1_write,
+                    p.misses.ll
                 )
             })
             .collect();
@@ -590,7 +598,7 @@ mod tests {
     #[test]
     fn cache_misses_per_request_and_the_ratio_to_raw() {
         use super::super::callgrind::Misses;
-        let profile = |server, requests, instructions, d1_read, d1_write| CacheProfile {
+        let profile = |server, requests, instructions, d1_read, d1_write, ll| CacheProfile {
             server,
             connections: 1000,
             requests,
@@ -598,22 +606,26 @@ mod tests {
                 instructions,
                 d1_read,
                 d1_write,
+                ll,
             },
         };
         let report = Report {
             cache: vec![
-                profile("httpd", 1000, 3_000_000, 20_000, 5_000),
-                profile("raw", 2000, 1_200_000, 800, 200),
+                profile("httpd", 1000, 3_000_000, 20_000, 5_000, 10_000),
+                profile("raw", 2000, 1_200_000, 800, 200, 400),
             ],
             ..Report::default()
         };
         let md = report.markdown();
-        // 25 misses per request against raw's 0.5.
+        // 25 first-level misses per request against raw's 0.5; 10 second-level against 0.2.
         assert!(
-            md.contains("| httpd | 1000 | 3000 | 20.00 | 5.00 | 50.00× |"),
+            md.contains("| httpd | 1000 | 3000 | 20.00 | 5.00 | 10.00 | 50.00× | 50.00× |"),
             "{md}"
         );
-        assert!(md.contains("| raw | 2000 | 600 | 0.40 | 0.10 |  |"), "{md}");
+        assert!(
+            md.contains("| raw | 2000 | 600 | 0.40 | 0.10 | 0.20 |  |  |"),
+            "{md}"
+        );
         let json = report.json();
         assert!(
             json.contains("\"server\": \"raw\", \"connections\": 1000, \"requests\": 2000"),
