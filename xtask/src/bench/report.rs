@@ -249,8 +249,10 @@ impl Report {
         let l2 = |p: &CacheProfile| p.per_request(p.misses.ll);
         let raw = self.cache.iter().find(|p| p.server == "raw");
         for p in &self.cache {
+            // Raw's second-level misses round to nothing (its whole state fits): no ratio.
             let ratio = |f: &dyn Fn(&CacheProfile) -> f64| match raw {
-                Some(r) if p.server == "httpd" => format!("{:.2}×", f(p) / f(r)),
+                Some(r) if p.server == "httpd" && f(r) >= 0.005 => format!("{:.2}×", f(p) / f(r)),
+                Some(_) if p.server == "httpd" => "(raw ≈ 0)".to_owned(),
                 _ => String::new(),
             };
             let _ = writeln!(
@@ -626,6 +628,16 @@ mod tests {
             md.contains("| raw | 2000 | 600 | 0.40 | 0.10 | 0.20 |  |  |"),
             "{md}"
         );
+        // A raw server with (almost) no second-level misses gets no ratio.
+        let quiet_raw = Report {
+            cache: vec![
+                profile("httpd", 1000, 3_000_000, 20_000, 5_000, 10_000),
+                profile("raw", 2000, 1_200_000, 800, 200, 3),
+            ],
+            ..Report::default()
+        };
+        let md = quiet_raw.markdown();
+        assert!(md.contains("| 10.00 | 50.00× | (raw ≈ 0) |"), "{md}");
         let json = report.json();
         assert!(
             json.contains("\"server\": \"raw\", \"connections\": 1000, \"requests\": 2000"),
