@@ -353,17 +353,19 @@ fn two_tasks_waiting_on_one_socket_are_each_woken() -> io::Result<()> {
             }
         });
         uvlite::sleep(std::time::Duration::from_millis(20)).await;
-        // The writer fills the socket's buffers, then waits for room.
+        // The writer fills the socket's buffers, then waits for room (64 MiB: more than
+        // loopback buffers hold while the peer reads nothing, whatever the host's limits).
+        const TOTAL: usize = 64 << 20;
         let writer = spawn_local({
             let server = server.clone();
-            async move { server.write_all(&vec![7u8; 8 << 20]).await }
+            async move { server.write_all(&vec![7u8; TOTAL]).await }
         });
         uvlite::sleep(std::time::Duration::from_millis(20)).await;
         assert!(!writer.is_finished() && !reader.is_finished());
         // Room first: the writer must finish while the reader still waits.
         let mut sink = vec![0u8; 1 << 16];
         let mut taken = 0;
-        while taken < 8 << 20 {
+        while taken < TOTAL {
             taken += client.read(&mut sink).await?;
         }
         writer.await.unwrap()?;
