@@ -55,6 +55,7 @@ const WRITE_WAITING: u8 = 1 << 5;
 /// The read (write) waiter is the task recorded in the slot, not the waker in its cell.
 const READ_TASK: u8 = 1 << 6;
 const WRITE_TASK: u8 = 1 << 7;
+const _: () = assert!(READ_TASK == READ_WAITING << 2 && WRITE_TASK == WRITE_WAITING << 2);
 const _: () = assert!(READ_WAITING == READABLE << 4 && WRITE_WAITING == WRITABLE << 4);
 const _: () = assert!(READ_CLOSED == READABLE << 2 && WRITE_CLOSED == WRITABLE << 2);
 
@@ -164,9 +165,11 @@ impl IoSlot {
         self.flags.set(self.flags.get() & !bit);
     }
 
-    /// Records an event and wakes the tasks waiting for it.
+    /// Records an event and schedules the tasks recorded as waiting for it; returns the
+    /// waiting bits whose waiter is a `Waker`, for [`wake`](IoSlot::wake) to wake (outside
+    /// the reactor's borrow: a foreign waker may run any code).
     #[inline]
-    fn dispatch(&self, event: &mio::event::Event, exec: &Executor) {
+    fn dispatch(&self, event: &mio::event::Event, exec: &Executor) -> u8 {
         let mut flags = self.flags.get();
         if event.is_error() || event.is_read_closed() || event.is_write_closed() {
             flags |= closed_bits(event);
@@ -182,19 +185,21 @@ impl IoSlot {
         // The waiting bits sit four above the ready bits: wake who waits on what is now ready.
         let wake = flags & (ready << 4);
         self.flags.set((flags | ready) & !wake);
-        if wake & READ_WAITING != 0 {
-            if flags & READ_TASK != 0 {
-                exec.schedule_slot(self.task_index.get(), self.task_generation.get());
-            } else {
-                wake_in_place(&self.reader);
-            }
+        // The task bits sit two above the waiting bits.
+        let by_task = wake & ((flags & (READ_TASK | WRITE_TASK)) >> 2);
+        if by_task != 0 {
+            exec.schedule_slot(self.task_index.get(), self.task_generation.get());
         }
-        if wake & WRITE_WAITING != 0 {
-            if flags & WRITE_TASK != 0 {
-                exec.schedule_slot(self.task_index.get(), self.task_generation.get());
-            } else {
-                wake_in_place(&self.writer);
-            }
+        wake & !by_task
+    }
+
+    /// Wakes the wakers of `bits` (waiting bits, as [`dispatch`](IoSlot::dispatch) returns).
+    fn wake(&self, bits: u8) {
+        if bits & READ_WAITING != 0 {
+            wake_in_place(&self.reader);
+        }
+        if bits & WRITE_WAITING != 0 {
+            wake_in_place(&self.writer);
         }
     }
 
@@ -274,11 +279,18 @@ impl Reactor {
     /// Records an event and wakes the tasks waiting for it.
     #[inline]
     pub(crate) fn dispatch(&self, event: &mio::event::Event, exec: &Executor) {
-        let slot = match self.slots.borrow().get(event.token().0) {
-            Some(Some(slot)) => slot.clone(),
-            _ => return,
+        let slots = self.slots.borrow();
+        let Some(Some(slot)) = slots.get(event.token().0) else {
+            return;
         };
-        slot.dispatch(event, exec);
+        // Scheduling a task runs no foreign code: done under the borrow, with no reference
+        // count touched. A waker is woken after it, through a clone of the slot.
+        let wakers = slot.dispatch(event, exec);
+        if wakers != 0 {
+            let slot = slot.clone();
+            drop(slots);
+            slot.wake(wakers);
+        }
     }
 
     /// Wakes every waiter with its fd marked closed (the loop is being dropped).
