@@ -388,11 +388,15 @@ pin_project_lite::pin_project! {
     ///
     /// It holds the app's future inline, not boxed: a task that runs a pipeline keeps the
     /// app's state in its own allocation, so a request touches one allocation less.
+    /// `repr(C)`, with the stream (used after every poll of the app) just before the app's
+    /// future: the fields a request touches are one run of bytes, which spans a cache line
+    /// less, most of the time, than with the stream after the cold fields.
     #[must_use = "a pipeline does nothing unless polled"]
+    #[repr(C)]
     pub struct Pipeline<S, F, T = AsIs> {
+        shared: Rc<Shared<S>>,
         #[pin]
         app: Option<F>,
-        shared: Rc<Shared<S>>,
         result: Option<Error>,
         linger_since: Option<Instant>,
         // Taken when the app returns.
