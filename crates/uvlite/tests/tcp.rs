@@ -352,7 +352,7 @@ fn two_tasks_waiting_on_one_socket_are_each_woken() -> io::Result<()> {
                 server.read(&mut buf).await
             }
         });
-        uvlite::sleep(std::time::Duration::from_millis(20)).await;
+        util::yield_once().await;
         // The writer fills the socket's buffers, then waits for room (64 MiB: more than
         // loopback buffers hold while the peer reads nothing, whatever the host's limits).
         const TOTAL: usize = 64 << 20;
@@ -360,7 +360,7 @@ fn two_tasks_waiting_on_one_socket_are_each_woken() -> io::Result<()> {
             let server = server.clone();
             async move { server.write_all(&vec![7u8; TOTAL]).await }
         });
-        uvlite::sleep(std::time::Duration::from_millis(20)).await;
+        util::yield_once().await;
         assert!(!writer.is_finished() && !reader.is_finished());
         // Room first: the writer must finish while the reader still waits.
         let mut sink = vec![0u8; 1 << 16];
@@ -421,7 +421,8 @@ fn a_read_polled_with_another_waker_wakes_that_waker() -> io::Result<()> {
             let wakes = relay.map_or(0, |r| r.wakes.load(Ordering::SeqCst));
             Ok::<_, io::Error>((n, wakes))
         });
-        uvlite::sleep(std::time::Duration::from_millis(20)).await;
+        // The task's first poll waits on the read through its relay.
+        util::yield_once().await;
         client.write_all(b"pong").await?;
         let (n, wakes) = task.await.unwrap()?;
         assert_eq!(n, 4);

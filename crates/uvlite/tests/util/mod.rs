@@ -21,3 +21,18 @@ where
         }
     })
 }
+
+/// Returns after the loop has run every task that was ready (each once): spawned tasks get
+/// their first poll, and reach their first wait, before the caller goes on.
+pub(crate) async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
+}
