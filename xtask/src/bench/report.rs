@@ -611,13 +611,15 @@ mod tests {
                 ll,
             },
         };
-        let report = Report {
+        // httpd's figures against a raw server with `raw_l2` second-level misses.
+        let against_raw = |raw_l2| Report {
             cache: vec![
                 profile("httpd", 1000, 3_000_000, 20_000, 5_000, 10_000),
-                profile("raw", 2000, 1_200_000, 800, 200, 400),
+                profile("raw", 2000, 1_200_000, 800, 200, raw_l2),
             ],
             ..Report::default()
         };
+        let report = against_raw(400);
         let md = report.markdown();
         // 25 first-level misses per request against raw's 0.5; 10 second-level against 0.2.
         assert!(
@@ -629,14 +631,7 @@ mod tests {
             "{md}"
         );
         // A raw server with (almost) no second-level misses gets no ratio.
-        let quiet_raw = Report {
-            cache: vec![
-                profile("httpd", 1000, 3_000_000, 20_000, 5_000, 10_000),
-                profile("raw", 2000, 1_200_000, 800, 200, 3),
-            ],
-            ..Report::default()
-        };
-        let md = quiet_raw.markdown();
+        let md = against_raw(3).markdown();
         assert!(md.contains("| 10.00 | 50.00× | (raw ≈ 0) |"), "{md}");
         let json = report.json();
         assert!(
