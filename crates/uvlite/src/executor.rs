@@ -279,16 +279,7 @@ impl Executor {
             self.main_woken.set(true);
             return;
         }
-        let mut table = self.table.borrow_mut();
-        let table = &mut *table;
-        if let Some(slot) = table.slots.get_mut(index as usize)
-            && slot.generation == generation
-            && !slot.scheduled
-            && (slot.future.is_some() || slot.running)
-        {
-            slot.scheduled = true;
-            table.ready.push(index);
-        }
+        self.schedule_if(index, |g| g == generation);
     }
 
     /// The slot and generation of the task being polled, if `waker` is its waker: whoever
@@ -307,10 +298,17 @@ impl Executor {
     /// reused 65,536 times since it was recorded gets a spurious wake, which futures allow.
     #[inline]
     pub(crate) fn schedule_slot(&self, index: u32, generation: u16) {
+        self.schedule_if(index, |g| g as u16 == generation);
+    }
+
+    /// Puts the task in slot `index` on the run queue once, if it is live and its
+    /// generation passes `current`.
+    #[inline]
+    fn schedule_if(&self, index: u32, current: impl FnOnce(u32) -> bool) {
         let mut table = self.table.borrow_mut();
         let table = &mut *table;
         if let Some(slot) = table.slots.get_mut(index as usize)
-            && slot.generation as u16 == generation
+            && current(slot.generation)
             && !slot.scheduled
             && (slot.future.is_some() || slot.running)
         {

@@ -134,9 +134,7 @@ impl IoSlot {
                 }
                 self.flags.set(flags);
                 // A waker's drop may run foreign code: only after the slot is consistent.
-                if let Some(old) = cell.take() {
-                    drop(old);
-                }
+                drop(cell.take());
                 return Poll::Pending;
             }
         }
